@@ -1,0 +1,59 @@
+"""One error shape for the whole API: 400 {"errors": {"field": ["message"]}} (CONTRACT §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from controlplane.services import NothingToStepBackTo, StaleRevision
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+def errors_response(errors: dict[str, list[str]], code: int = 400, **extra: Any) -> Response:
+    return Response({"errors": errors, **extra}, status=code)
+
+
+def _as_field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {
+            str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()
+        }
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(m) for m in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, StaleRevision):
+        return errors_response(
+            {"If-Match": [str(exc)]},
+            status.HTTP_412_PRECONDITION_FAILED,
+            current_revision=exc.current,
+        )
+    if isinstance(exc, NothingToStepBackTo):
+        return errors_response({"phase": [str(exc)]}, status.HTTP_409_CONFLICT)
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            return errors_response({k: list(v) for k, v in exc.message_dict.items()})
+        return errors_response({"non_field_errors": list(exc.messages)})
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    if isinstance(exc, exceptions.ValidationError):
+        return errors_response(_as_field_errors(exc.detail))
+    if isinstance(exc, exceptions.ParseError):
+        return errors_response({"body": [str(exc.detail)]})
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, Http404):
+        response.data = {"detail": str(exc) or "Not found."}
+    return response

@@ -1,0 +1,87 @@
+"""Input validation for the operator API (config values use routing's shared rule set)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from controlplane.models import Phase, Role
+from routing.config import KNOWN_DOMAINS
+
+
+class RouterInput(serializers.Serializer):
+    slug = serializers.SlugField(max_length=64)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class FlagInput(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    rollout_percent = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A JSON string "true" is not a boolean: routers rely on exact types.
+        if isinstance(data, dict) and "enabled" in data and not isinstance(data["enabled"], bool):
+            raise serializers.ValidationError({"enabled": ["must be true or false"]})
+        return super().to_internal_value(data)
+
+
+class PhaseInput(serializers.Serializer):
+    phase = serializers.ChoiceField(choices=Phase.values)
+    domain = serializers.ChoiceField(choices=KNOWN_DOMAINS, required=False, allow_null=True)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["phase"] == Phase.SINGLE_DOMAIN and not attrs.get("domain"):
+            raise serializers.ValidationError({"domain": ["single_domain needs a domain"]})
+        return attrs
+
+
+class KillSwitchInput(serializers.Serializer):
+    engaged = serializers.BooleanField()
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class RollbackInput(serializers.Serializer):
+    revision = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class StepBackInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ApiKeyInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.values)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class ConfigInput(serializers.Serializer):
+    """Documents the config body for the schema; values are checked by routing.config."""
+
+    enabled = serializers.BooleanField(required=False)
+    router_type = serializers.ChoiceField(
+        choices=["mf", "bert", "causal_llm", "sw_ranking", "random"], required=False
+    )
+    threshold = serializers.FloatField(required=False, min_value=0, max_value=1)
+    strong_model = serializers.CharField(required=False)
+    weak_model = serializers.CharField(required=False)
+    fallback_enabled = serializers.BooleanField(required=False)
+    max_retry_attempts = serializers.IntegerField(required=False, min_value=0)
+    timeout_seconds = serializers.FloatField(required=False)
+    cost_tracking_enabled = serializers.BooleanField(required=False)
+    cost_optimization_target = serializers.FloatField(required=False, min_value=0, max_value=1)
+    performance_monitoring_enabled = serializers.BooleanField(required=False)
+    metrics_retention_days = serializers.IntegerField(required=False, min_value=1)
+    domain_specific_routing = serializers.BooleanField(required=False)
+    domain_routing_overrides = serializers.DictField(required=False)
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class GuardrailInput(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=1440)
+    min_requests = serializers.IntegerField(required=False, min_value=1)

@@ -1,0 +1,51 @@
+"""Per-key rate limits on Redis that fail open: Redis down must not take the API down."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from controlplane.models import ApiKey
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
+_WARN_EVERY_SECONDS = 60.0
+_last_warning = 0.0
+
+
+class FailOpenThrottle(SimpleRateThrottle):
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # Redis unreachable: let the request through
+            global _last_warning
+            now = time.monotonic()
+            if now - _last_warning > _WARN_EVERY_SECONDS:  # once a minute, not per request
+                _last_warning = now
+                log.warning("rate limits off, cache unavailable: %s", exc.__class__.__name__)
+            return True
+
+
+class ApiKeyRateThrottle(FailOpenThrottle):
+    scope = "api_key"
+
+    def get_rate(self) -> str | None:
+        # Read the rate per request (not at import) so settings changes apply.
+        from rest_framework.settings import api_settings
+
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        if isinstance(request.auth, ApiKey):
+            ident = f"key:{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

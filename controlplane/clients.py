@@ -1,0 +1,197 @@
+"""Which router processes poll flags: kept in memory, written in one batch every few seconds.
+
+Every flags poll (fast path or DRF view) calls `recorder.record(...)`, which only updates a
+dict. A flush turns the pending entries into one upsert of RouterClient rows (and one update of
+the keys' last_used_at), so polling never costs a database write per request. The ASGI fast path
+flushes with its own async connection; a process without it (WSGI, tests) flushes from a small
+daemon thread through the ORM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = float(os.environ.get("ROUTEPLANE_CLIENT_FLUSH_SECONDS", "2"))
+MAX_CLIENT_ID = 128
+MAX_USER_AGENT = 256
+
+
+@dataclass
+class Seen:
+    router_id: int
+    client_id: str
+    sdk_version: str
+    user_agent: str
+    revision: int | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+def sdk_version_of(user_agent: str) -> str:
+    """`routeplane-sdk/0.1.0 (…)` -> `0.1.0`; anything else -> ''."""
+    for part in user_agent.split():
+        if part.startswith("routeplane-sdk/"):
+            return part.partition("/")[2][:64]
+    return ""
+
+
+class ClientRecorder:
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, str], Seen] = {}
+        self._keys_used: dict[str, datetime] = {}  # key hash -> last use
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # Set by the ASGI fast path: it flushes, so no thread is needed in that process.
+        self.external_flusher = False
+        self.autostart = True
+
+    def record(
+        self,
+        *,
+        router_id: int,
+        client_id: str | None,
+        user_agent: str,
+        revision: int | None,
+        ip: str | None = None,
+        key_hash: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        now = now or datetime.now(UTC)
+        ident = (client_id or "").strip()[:MAX_CLIENT_ID] or f"anonymous@{ip or 'unknown'}"
+        user_agent = user_agent[:MAX_USER_AGENT]
+        with self._lock:
+            seen = self._pending.get((router_id, ident))
+            if seen is None:
+                self._pending[(router_id, ident)] = Seen(
+                    router_id, ident, sdk_version_of(user_agent), user_agent, revision, now, now
+                )
+            else:
+                seen.user_agent = user_agent
+                seen.sdk_version = sdk_version_of(user_agent)
+                seen.revision = revision
+                seen.last_seen = now
+            if key_hash:
+                self._keys_used[key_hash] = now
+        if not self.external_flusher and self.autostart and self._thread is None:
+            self._start_thread()
+
+    def drain(self) -> tuple[list[Seen], dict[str, datetime]]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            keys, self._keys_used = self._keys_used, {}
+        return list(pending.values()), keys
+
+    def restore(self, seen: list[Seen], keys: dict[str, datetime]) -> None:
+        """Put back entries a failed flush could not write (newer ones recorded since win)."""
+        with self._lock:
+            for item in seen:
+                self._pending.setdefault((item.router_id, item.client_id), item)
+            for key_hash, when in keys.items():
+                self._keys_used.setdefault(key_hash, when)
+
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    # --- the ORM flush (processes without the fast path) --------------------------------
+
+    def flush(self) -> int:
+        """Write pending entries through the ORM; returns how many client rows were upserted."""
+        seen, keys = self.drain()
+        if not seen and not keys:
+            return 0
+        try:
+            _write_with_orm(seen, keys)
+        except Exception:
+            self.restore(seen, keys)
+            raise
+        return len(seen)
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="routeplane-client-flush", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        import time
+
+        from django.db import close_old_connections
+
+        failing = False
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            if self.external_flusher:
+                return
+            try:
+                close_old_connections()
+                self.flush()
+                failing = False
+            except Exception as exc:
+                # Once per outage, not every few seconds.
+                log.log(
+                    logging.DEBUG if failing else logging.WARNING,
+                    "client flush failed, will retry: %s",
+                    exc,
+                )
+                failing = True
+
+
+UPSERT_SQL = """
+INSERT INTO controlplane_routerclient
+    (router_id, client_id, sdk_version, user_agent, revision, first_seen, last_seen)
+SELECT v.router_id, v.client_id, v.sdk_version, v.user_agent, v.revision, v.first_seen,
+       v.last_seen
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[],
+            %s::timestamptz[], %s::timestamptz[])
+     AS v(router_id, client_id, sdk_version, user_agent, revision, first_seen, last_seen)
+JOIN controlplane_router r ON r.id = v.router_id
+ON CONFLICT (router_id, client_id) DO UPDATE SET
+    sdk_version = EXCLUDED.sdk_version,
+    user_agent = EXCLUDED.user_agent,
+    revision = EXCLUDED.revision,
+    last_seen = GREATEST(controlplane_routerclient.last_seen, EXCLUDED.last_seen)
+"""
+KEYS_USED_SQL = """
+UPDATE controlplane_apikey k SET last_used_at = v.used
+FROM unnest(%s::text[], %s::timestamptz[]) AS v(key_hash, used)
+WHERE k.key_hash = v.key_hash AND (k.last_used_at IS NULL OR k.last_used_at < v.used)
+"""
+
+
+def upsert_params(seen: list[Seen]) -> list[list]:
+    # Routers deleted since the poll drop out through the JOIN instead of failing the batch.
+    return [
+        [s.router_id for s in seen],
+        [s.client_id for s in seen],
+        [s.sdk_version for s in seen],
+        [s.user_agent for s in seen],
+        [s.revision for s in seen],
+        [s.first_seen for s in seen],
+        [s.last_seen for s in seen],
+    ]
+
+
+def keys_params(keys: dict[str, datetime]) -> list[list]:
+    return [list(keys), list(keys.values())]
+
+
+def _write_with_orm(seen: list[Seen], keys: dict[str, datetime]) -> None:
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if seen:
+            cursor.execute(UPSERT_SQL, upsert_params(seen))
+        if keys:
+            cursor.execute(KEYS_USED_SQL, keys_params(keys))
+
+
+recorder = ClientRecorder()

@@ -1,0 +1,67 @@
+"""Reused reads of control-plane data."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from controlplane.models import ApiKey, AuditEntry, ConfigRevision, Router, RouterClient
+
+
+def router_list() -> QuerySet[Router]:
+    return Router.objects.select_related("current_revision").order_by("slug")
+
+
+def router_get(*, slug: str) -> Router:
+    return router_list().get(slug=slug)
+
+
+def revision_list(*, router: Router) -> QuerySet[ConfigRevision]:
+    return router.revisions.prefetch_related("flag_states").order_by("-number")
+
+
+def revision_get(*, router: Router, number: int) -> ConfigRevision:
+    return revision_list(router=router).get(number=number)
+
+
+def current_revision(*, router: Router) -> ConfigRevision:
+    return ConfigRevision.objects.prefetch_related("flag_states").get(pk=router.current_revision_id)
+
+
+def audit_list(
+    *,
+    router: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    since=None,
+    until=None,
+) -> QuerySet[AuditEntry]:
+    entries = AuditEntry.objects.select_related("router").order_by("-created_at", "-id")
+    if router:
+        entries = entries.filter(router__slug=router)
+    if actor:
+        entries = entries.filter(actor__icontains=actor)
+    if action:
+        entries = entries.filter(action__startswith=action)
+    if since:
+        entries = entries.filter(created_at__gte=since)
+    if until:
+        entries = entries.filter(created_at__lte=until)
+    return entries
+
+
+def api_key_list(*, router: Router) -> QuerySet[ApiKey]:
+    return router.api_keys.order_by("-created_at")
+
+
+def api_key_for_raw(*, raw_key: str) -> ApiKey | None:
+    from controlplane.services import hash_key
+
+    return (
+        ApiKey.objects.select_related("router")
+        .filter(key_hash=hash_key(raw_key), revoked_at__isnull=True)
+        .first()
+    )
+
+
+def client_list(*, router: Router) -> QuerySet[RouterClient]:
+    return router.clients.order_by("-last_seen")

@@ -1,0 +1,466 @@
+"""Every control-plane write: one function each, one transaction, a revision and an audit row.
+
+Each takes a row lock on the router first, so two operators never publish interleaved
+revisions; a stale `expected_revision` raises StaleRevision and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from controlplane.actors import Actor
+from controlplane.models import (
+    PHASE_ORDER,
+    ApiKey,
+    AuditEntry,
+    ConfigRevision,
+    FlagState,
+    Guardrail,
+    Phase,
+    Role,
+    Router,
+)
+from controlplane.phases import PhaseError, apply_phase, emergency_snapshot, is_lower
+from controlplane.snapshot import Snapshot
+from routing.config import CONFIG_FIELDS, config_errors, validate_config_dict
+from routing.evaluation import FLAG_NAMES
+
+REVISIONS_CHANNEL = "routeplane_revisions"
+KEYS_CHANNEL = "routeplane_keys"
+KEY_PREFIX_LENGTH = 11  # "rp_" + 8 characters: enough to name a key, useless to guess it
+
+
+class StaleRevision(Exception):
+    """The caller's If-Match names a revision that is no longer current."""
+
+    def __init__(self, current: int, expected: int) -> None:
+        self.current = current
+        self.expected = expected
+        super().__init__(f"revision {expected} is stale: the current revision is {current}")
+
+
+class NothingToStepBackTo(Exception):
+    pass
+
+
+def _fail(field: str, message: str) -> ValidationError:
+    return ValidationError({field: [message]})
+
+
+def _locked(router: Router) -> tuple[Router, ConfigRevision]:
+    router = Router.objects.select_for_update().get(pk=router.pk)
+    current = ConfigRevision.objects.prefetch_related("flag_states").get(
+        pk=router.current_revision_id
+    )
+    return router, current
+
+
+def _check_expected(current: ConfigRevision, expected_revision: int | None) -> None:
+    if expected_revision is not None and current.number != expected_revision:
+        raise StaleRevision(current.number, expected_revision)
+
+
+def publish_revision(
+    *,
+    router: Router,
+    snapshot: Snapshot,
+    actor: Actor,
+    action: str,
+    reason: str = "",
+    before: Snapshot | None = None,
+    restored_from: int | None = None,
+) -> ConfigRevision:
+    """Write the next revision, point the router at it, audit it and notify the flag servers.
+
+    Must run inside the caller's transaction, with the router row locked.
+    """
+    last = router.revisions.order_by("-number").values_list("number", flat=True).first() or 0
+    revision = ConfigRevision.objects.create(
+        router=router,
+        number=last + 1,
+        config=snapshot.config,
+        phase=snapshot.phase,
+        phase_domain=snapshot.phase_domain,
+        kill_switch=snapshot.kill_switch,
+        kill_switch_reason=snapshot.kill_switch_reason,
+        action=action,
+        actor=actor.label,
+        reason=reason,
+        restored_from=restored_from,
+    )
+    FlagState.objects.bulk_create(
+        FlagState(
+            revision=revision,
+            name=name,
+            enabled=bool(snapshot.flags[name]["enabled"]),
+            rollout_percent=int(snapshot.flags[name]["rollout_percent"]),
+        )
+        for name in FLAG_NAMES
+    )
+    router.current_revision = revision
+    router.save(update_fields=["current_revision"])
+    record_audit(
+        actor=actor,
+        action=action,
+        router=router,
+        revision_number=revision.number,
+        diff=before.diff(snapshot) if before is not None else snapshot.as_dict(),
+        reason=reason,
+    )
+    notify(REVISIONS_CHANNEL, f"{router.pk}:{router.slug}:{revision.number}")
+    return revision
+
+
+def record_audit(
+    *,
+    actor: Actor,
+    action: str,
+    router: Router | None = None,
+    revision_number: int | None = None,
+    diff: dict[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        router=router,
+        actor=actor.label,
+        action=action,
+        revision_number=revision_number,
+        diff=diff or {},
+        reason=reason,
+        source_ip=actor.ip,
+    )
+
+
+def notify(channel: str, payload: str) -> None:
+    """PostgreSQL NOTIFY: delivered to listeners only when the transaction commits."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [channel, payload])
+
+
+# --- Routers and revisions -----------------------------------------------------------------
+
+
+@transaction.atomic
+def create_router(*, slug: str, name: str = "", actor: Actor) -> Router:
+    """A new router at revision 1: phase disabled, RouteLLMConfig defaults, every flag off."""
+    from django.core.validators import validate_slug
+
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise _fail("slug", "use letters, numbers, hyphens and underscores only") from None
+    if len(slug) > 64:
+        raise _fail("slug", "at most 64 characters")
+    if Router.objects.filter(slug=slug).exists():
+        raise _fail("slug", f"a router named {slug!r} exists already")
+    router = Router.objects.create(slug=slug, name=name or slug)
+    router = Router.objects.select_for_update().get(pk=router.pk)
+    publish_revision(router=router, snapshot=Snapshot(), actor=actor, action="router.create")
+    return router
+
+
+@transaction.atomic
+def update_config(
+    *,
+    router: Router,
+    changes: dict[str, Any],
+    actor: Actor,
+    partial: bool = True,
+    expected_revision: int | None = None,
+    reason: str = "",
+) -> ConfigRevision:
+    """PUT (partial=False, every field) or PATCH (some fields) the RouteLLMConfig."""
+    errors = config_errors(changes, partial=partial)
+    if errors:
+        raise ValidationError(errors)
+    clean = validate_config_dict(changes, partial=partial)
+    router, current = _locked(router)
+    _check_expected(current, expected_revision)
+    before = Snapshot.of(current)
+    after = before.with_config(**{k: clean[k] for k in CONFIG_FIELDS if k in clean})
+    return publish_revision(
+        router=router,
+        snapshot=after,
+        actor=actor,
+        action="config.update",
+        before=before,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def set_flag(
+    *,
+    router: Router,
+    name: str,
+    enabled: bool,
+    rollout_percent: int | None = None,
+    actor: Actor,
+    expected_revision: int | None = None,
+    reason: str = "",
+) -> ConfigRevision:
+    """Set one flag; the phase label is kept (flag edits are not phase changes)."""
+    if name not in FLAG_NAMES:
+        raise _fail("name", f"unknown flag {name!r} (known: {', '.join(FLAG_NAMES)})")
+    if rollout_percent is None:
+        rollout_percent = 100 if enabled else 0
+    if (
+        isinstance(rollout_percent, bool)
+        or not isinstance(rollout_percent, int)
+        or not (0 <= rollout_percent <= 100)
+    ):
+        raise _fail("rollout_percent", "must be an integer from 0 to 100")
+    router, current = _locked(router)
+    _check_expected(current, expected_revision)
+    before = Snapshot.of(current)
+    after = before.with_flags({name: {"enabled": enabled, "rollout_percent": rollout_percent}})
+    return publish_revision(
+        router=router,
+        snapshot=after,
+        actor=actor,
+        action="flag.set",
+        before=before,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def set_phase(
+    *,
+    router: Router,
+    phase: str,
+    actor: Actor,
+    domain: str | None = None,
+    expected_revision: int | None = None,
+    reason: str = "",
+) -> ConfigRevision:
+    """Apply a phase preset (disabled → monitoring → single_domain → full)."""
+    router, current = _locked(router)
+    _check_expected(current, expected_revision)
+    before = Snapshot.of(current)
+    try:
+        after = apply_phase(before, phase, domain)
+    except PhaseError as exc:
+        raise _fail(exc.field, str(exc)) from None
+    return publish_revision(
+        router=router,
+        snapshot=after,
+        actor=actor,
+        action="phase.set",
+        before=before,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def step_back(*, router: Router, actor: Actor, reason: str = "") -> ConfigRevision:
+    """Restore the latest earlier revision with a lower phase (keeping the kill switch).
+
+    With no such revision (the router jumped straight up), the next lower preset is applied.
+    """
+    router, current = _locked(router)
+    if current.phase == Phase.DISABLED:
+        raise NothingToStepBackTo("the router is already disabled")
+    lower = [p for p, order in PHASE_ORDER.items() if order < PHASE_ORDER[current.phase]]
+    target = (
+        router.revisions.filter(phase__in=lower, number__lt=current.number)
+        .prefetch_related("flag_states")
+        .order_by("-number")
+        .first()
+    )
+    before = Snapshot.of(current)
+    if target is not None:
+        after = Snapshot.of(target).evolve(
+            kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
+        )
+        restored = target.number
+    else:
+        previous = lower[-1]
+        after = apply_phase(before, previous, before.phase_domain or None)
+        restored = None
+    assert is_lower(after.phase, current.phase)
+    return publish_revision(
+        router=router,
+        snapshot=after,
+        actor=actor,
+        action="phase.step_back",
+        before=before,
+        reason=reason,
+        restored_from=restored,
+    )
+
+
+@transaction.atomic
+def set_kill_switch(
+    *,
+    router: Router,
+    engaged: bool,
+    actor: Actor,
+    reason: str = "",
+    expected_revision: int | None = None,
+) -> ConfigRevision:
+    """Engage or release the kill switch. Only this turns it off; rollbacks keep it."""
+    reason = (reason or "").strip()
+    if engaged and not reason:
+        raise _fail("reason", "say why you engage the kill switch (it is kept in the audit log)")
+    router, current = _locked(router)
+    _check_expected(current, expected_revision)
+    before = Snapshot.of(current)
+    after = before.evolve(kill_switch=engaged, kill_switch_reason=reason if engaged else "")
+    action = "kill_switch.engage" if engaged else "kill_switch.release"
+    return publish_revision(
+        router=router, snapshot=after, actor=actor, action=action, before=before, reason=reason
+    )
+
+
+@transaction.atomic
+def rollback_to(
+    *,
+    router: Router,
+    number: int,
+    actor: Actor,
+    reason: str = "",
+    expected_revision: int | None = None,
+) -> ConfigRevision:
+    """Publish a copy of revision `number`: its config, flags and phase; kill switch kept."""
+    router, current = _locked(router)
+    _check_expected(current, expected_revision)
+    target = router.revisions.filter(number=number).prefetch_related("flag_states").first()
+    if target is None:
+        raise _fail("revision", f"router {router.slug} has no revision {number}")
+    before = Snapshot.of(current)
+    after = Snapshot.of(target).evolve(
+        kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
+    )
+    return publish_revision(
+        router=router,
+        snapshot=after,
+        actor=actor,
+        action="rollback",
+        before=before,
+        reason=reason,
+        restored_from=number,
+    )
+
+
+@transaction.atomic
+def emergency_rollback(*, router: Router, actor: Actor, reason: str) -> ConfigRevision:
+    """One revision: kill switch on, routing off everywhere, tracking and monitoring on."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise _fail("reason", "an emergency rollback needs a reason")
+    router, current = _locked(router)
+    before = Snapshot.of(current)
+    after = emergency_snapshot(before, reason)
+    return publish_revision(
+        router=router,
+        snapshot=after,
+        actor=actor,
+        action="emergency_rollback",
+        before=before,
+        reason=reason,
+    )
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@transaction.atomic
+def create_api_key(
+    *, router: Router, role: str, actor: Actor, name: str = ""
+) -> tuple[ApiKey, str]:
+    """A new key; the raw key is returned once and never stored (only its SHA-256)."""
+    if role not in Role.values:
+        raise _fail("role", f"unknown role {role!r} (known: {', '.join(Role.values)})")
+    raw = "rp_" + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        router=router,
+        name=name,
+        role=role,
+        prefix=raw[:KEY_PREFIX_LENGTH],
+        key_hash=hash_key(raw),
+        created_by=actor.label,
+    )
+    record_audit(
+        actor=actor,
+        action="api_key.create",
+        router=router,
+        diff={"prefix": key.prefix, "role": role, "name": name},
+    )
+    return key, raw
+
+
+@transaction.atomic
+def revoke_api_key(*, key: ApiKey, actor: Actor, reason: str = "") -> ApiKey:
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        record_audit(
+            actor=actor,
+            action="api_key.revoke",
+            router=key.router,
+            diff={"prefix": key.prefix, "role": key.role},
+            reason=reason,
+        )
+        notify(KEYS_CHANNEL, key.key_hash)
+    return key
+
+
+# --- Guardrails -----------------------------------------------------------------------------
+
+GUARDRAIL_FIELDS = (
+    "enabled",
+    "min_success_rate",
+    "max_fallback_rate",
+    "window_minutes",
+    "min_requests",
+)
+
+
+@transaction.atomic
+def set_guardrail(*, router: Router, actor: Actor, **values: Any) -> Guardrail:
+    """Change a router's guardrail settings (audited; not part of the routing revision)."""
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        if name not in GUARDRAIL_FIELDS:
+            errors[name] = ["unknown guardrail field"]
+        elif name == "enabled" and not isinstance(value, bool):
+            errors[name] = ["must be a boolean"]
+        elif name in ("min_success_rate", "max_fallback_rate") and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+        ):
+            errors[name] = ["must be a number between 0 and 1"]
+        elif name in ("window_minutes", "min_requests") and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            errors[name] = ["must be an integer >= 1"]
+    if errors:
+        raise ValidationError(errors)
+    guardrail, _ = Guardrail.objects.select_for_update().get_or_create(router=router)
+    before = {name: getattr(guardrail, name) for name in GUARDRAIL_FIELDS}
+    for name, value in values.items():
+        setattr(guardrail, name, value)
+    guardrail.save(update_fields=list(values) or None)
+    after = {name: getattr(guardrail, name) for name in GUARDRAIL_FIELDS}
+    record_audit(
+        actor=actor,
+        action="guardrail.set",
+        router=router,
+        diff={
+            f"guardrail.{k}": {"before": before[k], "after": after[k]}
+            for k in GUARDRAIL_FIELDS
+            if before[k] != after[k]
+        },
+    )
+    return guardrail

@@ -1,0 +1,585 @@
+"""The operator dashboard: login, overview, router page with every action, audit log.
+
+Views are thin: reads come from selectors, every write is one call of the same service the API
+uses (so it is audited the same way), attributed to `Actor.for_user`. Each page renders in full,
+and the part htmx asks for (request.htmx) renders from the same template via a partial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import LoginView, redirect_to_login
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from controlplane import selectors, services
+from controlplane.actors import Actor
+from controlplane.api.auth import user_role
+from controlplane.forms import (
+    AuditFilterForm,
+    ConfigForm,
+    FlagForm,
+    KillSwitchForm,
+    PhaseForm,
+    RollbackForm,
+    StepBackForm,
+)
+from controlplane.models import PHASE_ORDER, ConfigRevision, Phase, Role, Router, RouterClient
+from controlplane.services import NothingToStepBackTo, StaleRevision
+from controlplane.snapshot import Snapshot
+from routing.config import KNOWN_DOMAINS
+from routing.evaluation import DOMAIN_FLAGS, FLAG_NAMES, KILLABLE_FLAGS
+
+log = logging.getLogger(__name__)
+
+# A client polling within this window counts as connected (the SDK polls far more often).
+CONNECTED_WINDOW = timedelta(minutes=2)
+# Clients gone longer than this drop off the router page; the API still lists them.
+CLIENT_LIST_WINDOW = timedelta(hours=24)
+HISTORY_LIMIT = 20
+AUDIT_PAGE_SIZE = 50
+LOGIN_FAILURE_LIMIT = 10
+LOGIN_FAILURE_WINDOW = 60
+STALE_MESSAGE = "Someone else changed this router; reloaded. Check the current state and retry."
+VIEWER_MESSAGE = "Viewers cannot change routers."
+# Actions that are a bare button: their errors go in the panel's banner.
+BUTTON_ONLY_SLOTS = {"rollback", "step_back"}
+
+FLAG_HELP = {
+    "routellm_enabled": "Route every request through RouteLLM (the full rollout).",
+    "routellm_cost_tracking": "Send routing events and costs to the control plane.",
+    "routellm_performance_monitoring": "Record latency and success of each routed call.",
+    "routellm_dynamic_threshold": "Let the router adjust its threshold to the cost target.",
+    "routellm_a_b_testing": "Split traffic into A/B groups for comparison.",
+    **{flag: f"Route {domain} requests through RouteLLM." for domain, flag in DOMAIN_FLAGS.items()},
+}
+PHASE_HELP = {
+    Phase.DISABLED: "Routing off, every flag off.",
+    Phase.MONITORING: "Tracking and monitoring on, routing off.",
+    Phase.SINGLE_DOMAIN: "One domain routed through RouteLLM.",
+    Phase.FULL: "Every request routed through RouteLLM.",
+}
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def dashboard_view(*, write: bool = False) -> Callable:
+    """Login and a role are required; writes need the operator role (403 for viewers)."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if getattr(request, "htmx", False):
+                    # A swap target is no place for a login page: send the whole tab there.
+                    return HttpResponseClientRedirect(f"/login/?next={request.path}")
+                return redirect_to_login(request.get_full_path())
+            role = user_role(request.user)
+            request.role = role  # type: ignore[attr-defined]
+            request.is_operator = role == Role.OPERATOR  # type: ignore[attr-defined]
+            if role is None:
+                return render(request, "controlplane/no_role.html", status=403)
+            if write and role != Role.OPERATOR:
+                return render(
+                    request, "controlplane/forbidden.html", {"message": VIEWER_MESSAGE}, status=403
+                )
+            request.actor = Actor.for_user(request.user, client_ip(request))  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+# --- Login -----------------------------------------------------------------------------------
+
+
+def _failure_key(ip: str | None) -> str:
+    return f"routeplane:login-failures:{ip or 'unknown'}"
+
+
+def login_failures(ip: str | None) -> int:
+    try:
+        return int(cache.get(_failure_key(ip)) or 0)
+    except Exception as exc:  # Redis down: fail open, people must still be able to log in
+        log.warning("login limit skipped, cache unavailable: %s", exc.__class__.__name__)
+        return 0
+
+
+def record_login_failure(ip: str | None) -> None:
+    key = _failure_key(ip)
+    try:
+        # The window starts at the first failure; add() does not extend it.
+        cache.add(key, 0, timeout=LOGIN_FAILURE_WINDOW)
+        cache.incr(key)
+    except Exception as exc:
+        log.warning("login failure not counted, cache unavailable: %s", exc.__class__.__name__)
+
+
+class RoutePlaneLoginView(LoginView):
+    """Django's login, refusing an IP after 10 failed attempts within a minute."""
+
+    template_name = "controlplane/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if login_failures(client_ip(request)) >= LOGIN_FAILURE_LIMIT:
+            form = self.get_form_class()(request)
+            context = self.get_context_data(form=form, locked_out=True)
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(LOGIN_FAILURE_WINDOW)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        record_login_failure(client_ip(self.request))
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+# --- Overview --------------------------------------------------------------------------------
+
+
+def _overview_stats(routers: list[Router]) -> dict[int, dict[str, Any]]:
+    """Today's savings per router from tracking; an empty dict (shown as —) if unavailable."""
+    try:
+        from tracking.selectors import overview_stats
+    except ImportError:
+        return {}
+    try:
+        return overview_stats(routers=routers) or {}
+    except Exception:
+        # The overview is where operators start under pressure: it must load without stats.
+        log.exception("overview stats failed")
+        return {}
+
+
+def overview_rows() -> list[dict[str, Any]]:
+    cutoff = timezone.now() - CONNECTED_WINDOW
+    connected = Q(clients__last_seen__gte=cutoff)
+    routers = list(
+        selectors.router_list().annotate(
+            connected_clients=Count("clients", filter=connected),
+            behind_clients=Count(
+                "clients",
+                filter=connected & Q(clients__revision__lt=F("current_revision__number")),
+            ),
+        )
+    )
+    stats = _overview_stats(routers)
+    rows = []
+    for router in routers:
+        figures = stats.get(router.pk)
+        baseline = (figures or {}).get("baseline_cost") or 0
+        fraction = (figures or {}).get("estimated_savings", 0) / baseline if baseline else None
+        rows.append({"router": router, "stats": figures, "savings_fraction": fraction})
+    return rows
+
+
+@vary_on_headers("HX-Request")
+@dashboard_view()
+def overview(request: HttpRequest) -> HttpResponse:
+    context = {"rows": overview_rows(), "now": timezone.now()}
+    template = "controlplane/overview.html"
+    if request.htmx:
+        template += "#router-table"
+    return render(request, template, context)
+
+
+# --- Router page -----------------------------------------------------------------------------
+
+
+def _router(slug: str) -> Router:
+    return get_object_or_404(selectors.router_list(), slug=slug)
+
+
+def _phase_steps(current: ConfigRevision) -> list[dict[str, Any]]:
+    order = PHASE_ORDER[current.phase]
+    return [
+        {
+            "value": phase.value,
+            "label": phase.label,
+            "help": PHASE_HELP[phase],
+            "state": (
+                "done"
+                if PHASE_ORDER[phase] < order
+                else "current"
+                if PHASE_ORDER[phase] == order
+                else "todo"
+            ),
+            "number": index + 1,
+        }
+        for index, phase in enumerate(Phase)
+    ]
+
+
+def _next_phase(current: ConfigRevision) -> str | None:
+    phases = list(PHASE_ORDER)
+    index = PHASE_ORDER[current.phase]
+    return phases[index + 1] if index + 1 < len(phases) else None
+
+
+def _history(router: Router, limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    revisions = list(selectors.revision_list(router=router)[: limit + 1 if limit else None])
+    total = router.revisions.count() if limit else len(revisions)
+    rows = []
+    for index, revision in enumerate(revisions[:limit] if limit else revisions):
+        previous = revisions[index + 1] if index + 1 < len(revisions) else None
+        after = Snapshot.of(revision)
+        if previous is not None and previous.number == revision.number - 1:
+            diff = Snapshot.of(previous).diff(after)
+        elif revision.number == 1:
+            diff = {}
+        else:
+            # The previous revision fell outside the page: fetch just that one.
+            before = selectors.revision_get(router=router, number=revision.number - 1)
+            diff = Snapshot.of(before).diff(after)
+        rows.append({"revision": revision, "diff": diff})
+    return rows, total
+
+
+def client_rows(router: Router, current_number: int) -> list[dict[str, Any]]:
+    now = timezone.now()
+    clients = RouterClient.objects.filter(
+        router=router, last_seen__gte=now - CLIENT_LIST_WINDOW
+    ).order_by("-last_seen")[:100]
+    return [
+        {
+            "client": c,
+            "connected": c.last_seen >= now - CONNECTED_WINDOW,
+            "behind": c.revision is not None and c.revision < current_number,
+        }
+        for c in clients
+    ]
+
+
+def router_context(
+    request: HttpRequest,
+    router: Router,
+    *,
+    bound: dict[str, Any] | None = None,
+    error: str = "",
+    notice: str = "",
+) -> dict[str, Any]:
+    """Everything the router page shows; `bound` keeps a failed form with its errors."""
+    router.refresh_from_db(fields=["current_revision"])
+    current = selectors.current_revision(router=router)
+    bound = bound or {}
+    number = current.number
+    flags = current.flags_dict()
+    all_revisions = request.GET.get("revisions") == "all"
+    history, total_revisions = _history(router, None if all_revisions else HISTORY_LIMIT)
+
+    def fresh(form_class: type, slot: str, initial: dict[str, Any], auto_id: str) -> Any:
+        if slot in bound:
+            return bound[slot]
+        return form_class(initial={"expected_revision": number, **initial}, auto_id=auto_id)
+
+    flag_rows = []
+    for name in FLAG_NAMES:
+        state = flags[name]
+        flag_rows.append(
+            {
+                "name": name,
+                "help": FLAG_HELP.get(name, ""),
+                "state": state,
+                "killed": current.kill_switch and name in KILLABLE_FLAGS,
+                "form": fresh(FlagForm, f"flag:{name}", dict(state), f"id_flag_{name}_%s"),
+            }
+        )
+    next_phase = _next_phase(current)
+    phase_domain = current.phase_domain or KNOWN_DOMAINS[0]
+    return {
+        "router": router,
+        "current": current,
+        "current_number": number,
+        "read_only": not getattr(request, "is_operator", False),
+        "config": current.config,
+        "phase_steps": _phase_steps(current),
+        "next_phase": next_phase,
+        "next_phase_label": Phase(next_phase).label if next_phase else "",
+        "next_phase_help": PHASE_HELP[Phase(next_phase)] if next_phase else "",
+        "domains": KNOWN_DOMAINS,
+        "phase_form": fresh(
+            PhaseForm, "phase", {"phase": next_phase, "domain": phase_domain}, "id_phase_%s"
+        ),
+        "domain_form": fresh(
+            PhaseForm,
+            "domain",
+            {"phase": Phase.SINGLE_DOMAIN, "domain": phase_domain},
+            "id_domain_%s",
+        ),
+        "step_back_form": fresh(StepBackForm, "step_back", {}, "id_step_back_%s"),
+        "kill_form": fresh(
+            KillSwitchForm,
+            "kill",
+            {"engaged": "false" if current.kill_switch else "true"},
+            "id_kill_%s",
+        ),
+        "flag_rows": flag_rows,
+        "config_form": (
+            bound["config"]
+            if "config" in bound
+            else ConfigForm(initial=ConfigForm.initial_from(current.config, number))
+        ),
+        "history": history,
+        "total_revisions": total_revisions,
+        "all_revisions": all_revisions,
+        "clients": client_rows(router, number),
+        "error": error,
+        "notice": notice,
+        "bound_slot": next(iter(bound), ""),
+    }
+
+
+def _render_router(
+    request: HttpRequest, router: Router, *, status: int = 200, **kwargs: Any
+) -> HttpResponse:
+    template = "controlplane/router.html"
+    if request.htmx:
+        template += "#router-panel"
+    return render(request, template, router_context(request, router, **kwargs), status=status)
+
+
+@vary_on_headers("HX-Request")
+@dashboard_view()
+def router_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    router = _router(slug)
+    if request.htmx and request.GET.get("part") == "history":
+        context = router_context(request, router)
+        return render(request, "controlplane/router.html#revision-history", context)
+    return _render_router(request, router)
+
+
+@vary_on_headers("HX-Request")
+@dashboard_view()
+def router_clients(request: HttpRequest, slug: str) -> HttpResponse:
+    router = _router(slug)
+    number = router.current_revision.number
+    context = {"router": router, "clients": client_rows(router, number), "current_number": number}
+    if request.htmx:
+        return render(request, "controlplane/router.html#client-list", context)
+    return redirect("controlplane:router-detail", slug=slug)
+
+
+def _apply_errors(form: Any, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, field_messages in exc.message_dict.items():
+            target = field if field in form.fields else None
+            for message in field_messages:
+                form.add_error(target, message if target else f"{field}: {message}")
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+def _act(
+    request: HttpRequest,
+    router: Router,
+    form: Any,
+    slot: str,
+    call: Callable[[dict[str, Any]], ConfigRevision | str],
+    success: str,
+) -> HttpResponse:
+    """Run one service call for a dashboard form and answer with the re-rendered router panel.
+
+    Bad input: 400 with the form's errors, nothing written. A stale revision (someone else
+    published first): 409 with the fresh state. htmx swaps both (see htmx-config in base.html).
+    """
+    if not form.is_valid():
+        return _render_router(
+            request,
+            router,
+            status=400,
+            bound={slot: form},
+            error="Nothing was changed: fix the highlighted field.",
+        )
+    try:
+        result = call(form.cleaned_data)
+    except StaleRevision:
+        return _render_router(request, router, status=409, error=STALE_MESSAGE)
+    except NothingToStepBackTo as exc:
+        return _render_router(request, router, status=409, error=f"Nothing changed: {exc}.")
+    except ValidationError as exc:
+        _apply_errors(form, exc)
+        error = "Nothing was changed: fix the highlighted field."
+        if slot in BUTTON_ONLY_SLOTS:  # no form fields to mark: say it in the banner
+            error = "Nothing was changed: " + "; ".join(exc.messages) + "."
+        return _render_router(request, router, status=400, bound={slot: form}, error=error)
+    notice = result if isinstance(result, str) else f"{success} Now at revision {result.number}."
+    if request.htmx:
+        return _render_router(request, router, notice=notice)
+    messages.success(request, notice)
+    return redirect("controlplane:router-detail", slug=router.slug)
+
+
+@require_POST
+@dashboard_view(write=True)
+def router_phase(request: HttpRequest, slug: str) -> HttpResponse:
+    router = _router(slug)
+    slot = "domain" if request.POST.get("form") == "domain" else "phase"
+    form = PhaseForm(request.POST, auto_id=f"id_{slot}_%s")
+
+    def call(data: dict[str, Any]) -> ConfigRevision:
+        return services.set_phase(
+            router=router,
+            phase=data["phase"],
+            domain=data.get("domain") or None,
+            actor=request.actor,
+            expected_revision=data["expected_revision"],
+            reason=data.get("reason", ""),
+        )
+
+    phase = Phase(form.data.get("phase")).label if form.data.get("phase") in Phase.values else ""
+    return _act(request, router, form, slot, call, f"Phase set to {phase}.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def router_step_back(request: HttpRequest, slug: str) -> HttpResponse:
+    router = _router(slug)
+    form = StepBackForm(request.POST, auto_id="id_step_back_%s")
+
+    def call(data: dict[str, Any]) -> ConfigRevision:
+        # step_back has no If-Match of its own: check it under the same row lock it takes.
+        with transaction.atomic():
+            locked = Router.objects.select_for_update().get(pk=router.pk)
+            number = ConfigRevision.objects.values_list("number", flat=True).get(
+                pk=locked.current_revision_id
+            )
+            if number != data["expected_revision"]:
+                raise StaleRevision(number, data["expected_revision"])
+            return services.step_back(
+                router=router, actor=request.actor, reason=data.get("reason", "")
+            )
+
+    return _act(request, router, form, "step_back", call, "Stepped back.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def router_kill_switch(request: HttpRequest, slug: str) -> HttpResponse:
+    router = _router(slug)
+    form = KillSwitchForm(request.POST, auto_id="id_kill_%s")
+
+    def call(data: dict[str, Any]) -> ConfigRevision:
+        return services.set_kill_switch(
+            router=router,
+            engaged=data["engaged"],
+            reason=data.get("reason", ""),
+            actor=request.actor,
+            expected_revision=data["expected_revision"],
+        )
+
+    engaging = form.data.get("engaged") == "true"
+    success = "Kill switch engaged: routing is off." if engaging else "Kill switch released."
+    return _act(request, router, form, "kill", call, success)
+
+
+@require_POST
+@dashboard_view(write=True)
+def router_flag(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    router = _router(slug)
+    if name not in FLAG_NAMES:
+        return _render_router(request, router, status=400, error=f"Unknown flag {name!r}.")
+    form = FlagForm(request.POST, auto_id=f"id_flag_{name}_%s")
+
+    def call(data: dict[str, Any]) -> ConfigRevision:
+        return services.set_flag(
+            router=router,
+            name=name,
+            enabled=data["enabled"],
+            rollout_percent=data["rollout_percent"],
+            actor=request.actor,
+            expected_revision=data["expected_revision"],
+            reason=data.get("reason", ""),
+        )
+
+    return _act(request, router, form, f"flag:{name}", call, f"Flag {name} saved.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def router_config(request: HttpRequest, slug: str) -> HttpResponse:
+    router = _router(slug)
+    form = ConfigForm(request.POST)
+
+    def call(data: dict[str, Any]) -> ConfigRevision | str:
+        current = selectors.current_revision(router=router)
+        if current.number != data["expected_revision"]:
+            raise StaleRevision(current.number, data["expected_revision"])
+        values = form.config_values()
+        # Only what the operator changed goes in the revision, so the diff reads as the edit.
+        changes = {k: v for k, v in values.items() if current.config.get(k) != v}
+        if not changes:
+            return f"No changes to save; still at revision {current.number}."
+        return services.update_config(
+            router=router,
+            changes=changes,
+            partial=True,
+            actor=request.actor,
+            expected_revision=data["expected_revision"],
+            reason=data.get("reason", ""),
+        )
+
+    return _act(request, router, form, "config", call, "Config saved.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def router_rollback(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    router = _router(slug)
+    form = RollbackForm({**request.POST.dict(), "revision": number}, auto_id=False)
+
+    def call(data: dict[str, Any]) -> ConfigRevision:
+        return services.rollback_to(
+            router=router,
+            number=data["revision"],
+            actor=request.actor,
+            expected_revision=data["expected_revision"],
+            reason=data.get("reason", ""),
+        )
+
+    return _act(request, router, form, "rollback", call, f"Rolled back to revision {number}.")
+
+
+# --- Audit log -------------------------------------------------------------------------------
+
+
+@vary_on_headers("HX-Request")
+@dashboard_view()
+def audit(request: HttpRequest) -> HttpResponse:
+    slugs = list(Router.objects.order_by("slug").values_list("slug", flat=True))
+    form = AuditFilterForm(request.GET or None, routers=slugs)
+    filters: dict[str, Any] = {}
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            filters = {k: v for k, v in form.cleaned_data.items() if v}
+        else:
+            status = 400
+    entries = selectors.audit_list(**filters)
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    template = "controlplane/audit.html"
+    if request.htmx:
+        template += "#audit-results"
+    return render(request, template, context, status=status)

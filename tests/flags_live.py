@@ -1,0 +1,98 @@
+"""A live control plane for SDK and flags tests: uvicorn (2 workers) on the pytest test database.
+
+Import the fixtures into a test module or conftest (`from tests.flags_live import *`-style, by
+name). Data these tests need must be committed, so the server's own connections see it: the
+`live_router` fixture writes through the services with the database unblocked, under a unique
+slug (routers with audit rows cannot be deleted: the audit log is append-only).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.servers import (  # noqa: F401  (re-exported for the tests)
+    app_env,
+    stop_process,
+    test_database_url,
+    uvicorn_server,
+    wait_healthy,
+)
+
+
+def live_env(database_url: str, **extra: str) -> dict[str, str]:
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2")
+    return app_env(
+        database_url,
+        redis_url,
+        ROUTEPLANE_FLAGS_RECHECK_SECONDS="0.5",
+        ROUTEPLANE_CLIENT_FLUSH_SECONDS="0.3",
+        **extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def flags_database_url(django_db_setup) -> str:
+    return test_database_url()
+
+
+@pytest.fixture(scope="session")
+def live_app(flags_database_url) -> Iterator[str]:
+    """Base URL of a control plane with 2 worker processes (each its own flags cache)."""
+    with uvicorn_server(live_env(flags_database_url), workers=2) as (base, _process):
+        yield base
+
+
+@pytest.fixture
+def committed(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Database access outside a test transaction: what we write is visible to the server.
+
+    Needs django_db_setup, or the writes would go to the real (non-test) database.
+    """
+    with django_db_blocker.unblock():
+        yield
+
+
+@dataclass
+class LiveRouter:
+    slug: str
+    router_id: int
+    router_key: str
+    operator_key: str
+    viewer_key: str
+
+    def router(self):
+        from controlplane.models import Router
+
+        return Router.objects.get(pk=self.router_id)
+
+
+@pytest.fixture
+def live_router(committed) -> LiveRouter:
+    from controlplane.actors import Actor
+    from controlplane.services import create_api_key, create_router
+
+    actor = Actor("user:live-test", "127.0.0.1")
+    slug = f"live-{uuid.uuid4().hex[:10]}"
+    router = create_router(slug=slug, actor=actor)
+    keys = {
+        role: create_api_key(router=router, role=role, actor=actor)[1]
+        for role in ("router", "operator", "viewer")
+    }
+    return LiveRouter(slug, router.pk, keys["router"], keys["operator"], keys["viewer"])
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.01) -> float:
+    """Seconds until `predicate()` was true; raises AssertionError after `timeout`."""
+    started = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -1,0 +1,183 @@
+"""Savings reports and metrics: exact sums on a hand-computed fixture, breakdowns, validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controlplane.services import create_api_key, create_router, update_config
+from tests.tracking.conftest import make_event, post_events
+from tracking.selectors import metrics_summary, overview_stats, savings_report
+
+pytestmark = pytest.mark.django_db
+
+# Seed prices (USD per 1M tokens): gpt-4-1106-preview 10 / 30, gpt-3.5-turbo 0.5 / 1.5.
+HAND = [
+    # weak, tokens: cost 1000*0.5e-6 + 500*1.5e-6 = 0.00125; baseline 0.01 + 0.015 = 0.025
+    dict(selected_model="gpt-3.5-turbo", routing_method="routellm", prompt_tokens=1000,
+         completion_tokens=500, latency_ms=100, domains=["technical"]),
+    # strong, tokens: cost = baseline = 0.02 + 0.03 = 0.05
+    dict(selected_model="gpt-4-1106-preview", routing_method="routellm", prompt_tokens=2000,
+         completion_tokens=1000, latency_ms=300, domains=["technical"]),
+    # weak, no tokens: the estimate 0.002; baseline scaled by blended price 40 / 2 -> 0.04
+    dict(selected_model="gpt-3.5-turbo", routing_method="domain", estimated_cost=0.002,
+         success=False, fallback_used=True, domains=["legal"]),
+    # unknown model, no estimate: unpriced, in neither cost
+    dict(selected_model="mystery-model", prompt_tokens=100, completion_tokens=100),
+    # unknown model with an estimate: cost 0.01; baseline on tokens 0.01 + 0.03 = 0.04
+    dict(selected_model="mystery-model", estimated_cost=0.01, prompt_tokens=1000,
+         completion_tokens=1000),
+]  # fmt: skip
+
+
+@pytest.fixture
+def hand_events(router_api):
+    at = datetime.now(UTC) - timedelta(hours=1)
+    events = [make_event(timestamp=at, **fields) for fields in HAND]
+    assert post_events(router_api, events).json()["accepted"] == 5
+    return events
+
+
+def test_savings_report__hand_computed_fixture__exact(router, hand_events):
+    report = savings_report(router=router, period_days=1)
+
+    assert report["total_requests"] == 5
+    assert report["routellm_requests"] == 2
+    assert report["unpriced_requests"] == 1
+    assert report["priced_requests"] == 4
+    assert report["actual_cost"] == pytest.approx(0.06325, abs=1e-12)
+    assert report["baseline_cost"] == pytest.approx(0.155, abs=1e-12)
+    assert report["estimated_savings"] == pytest.approx(0.09175, abs=1e-12)
+    assert report["savings_percent"] == pytest.approx(100 * 0.09175 / 0.155)
+    assert report["success_rate"] == pytest.approx(0.8)
+    assert report["fallback_rate"] == pytest.approx(0.2)
+    assert report["strong_share"] == pytest.approx(0.2)
+    assert report["routellm_usage_rate"] == pytest.approx(0.4)
+    assert report["average_cost"] == pytest.approx(0.06325 / 4)
+    assert report["average_latency_ms"] == pytest.approx(200.0)
+    assert 90 <= report["latency_p50_ms"] <= 330
+    # Percentiles come from 20 %-wide histogram buckets.
+    assert report["latency_p50_ms"] <= report["latency_p95_ms"] <= 330 * 1.2
+
+
+def test_savings_report__breakdowns__by_domain_model_day(router, hand_events):
+    report = savings_report(router=router, period_days=2)
+
+    domains = {item["domain"]: item for item in report["by_domain"]}
+    assert {name: d["total_requests"] for name, d in domains.items()} == {
+        "technical": 2,
+        "legal": 1,
+        "general": 2,
+    }
+    assert domains["technical"]["actual_cost"] == pytest.approx(0.05125)
+    models = {item["model"]: item for item in report["by_model"]}
+    assert models["mystery-model"]["unpriced_requests"] == 1
+    assert models["gpt-4-1106-preview"]["tier"] == "strong"
+    assert len(report["by_day"]) in (3, 4)  # every UTC day the 2-day window touches
+    assert sum(day["total_requests"] for day in report["by_day"]) == 5
+
+
+def test_by_model__mixed_tiers__tier_of_most_requests(router_api, router):
+    tiers = ("strong", "other", "strong")
+    post_events(router_api, [make_event(selected_model="gpt-4o", model_tier=t) for t in tiers])
+
+    report = savings_report(router=router, period_days=1)
+
+    (model,) = report["by_model"]
+    assert (model["model"], model["tier"], model["total_requests"]) == ("gpt-4o", "strong", 3)
+    assert model["strong_share"] == report["strong_share"] == pytest.approx(2 / 3)
+
+
+def test_reports_api__router_key__reads_its_own_router(router_api, hand_events):
+    savings = router_api.get("/api/v1/reports/savings?period_days=3")
+    summary = router_api.get("/api/v1/metrics/summary")
+
+    assert savings.status_code == summary.status_code == 200
+    assert savings.json()["estimated_savings"] == pytest.approx(0.09175)
+    body = summary.json()
+    for key in ("success_rate", "routellm_usage_rate", "average_cost", "average_latency_ms"):
+        assert isinstance(body[key], float)
+    assert body["period_days"] == 7
+
+
+def test_reports_api__other_routers_events__not_counted(router_api, hand_events, actor):
+    other = create_router(slug="other", actor=actor)
+    _, raw = create_api_key(router=other, role="router", actor=actor)
+    router_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    assert router_api.get("/api/v1/reports/savings").json()["total_requests"] == 0
+
+
+@pytest.mark.parametrize("value", ["0", "367", "-1", "abc", "1.5", "7d"])
+def test_reports_api__bad_period_days__400(viewer_api, value):
+    for path in ("/api/v1/reports/savings", "/api/v1/metrics/summary"):
+        response = viewer_api.get(f"{path}?period_days={value}")
+
+        assert response.status_code == 400
+        assert "period_days" in response.json()["errors"]
+
+
+def test_reports_api__no_key__refused(anonymous_api):
+    assert anonymous_api.get("/api/v1/reports/savings").status_code in (401, 403)
+
+
+def test_reports__no_data__all_numbers_zero(router):
+    report = savings_report(router=router, period_days=7)
+    summary = metrics_summary(router=router)
+
+    for data in (report, summary):
+        numbers = {
+            k: v for k, v in data.items() if k not in ("router", "start", "end", "period_days")
+        }
+        for key, value in numbers.items():
+            if not isinstance(value, list):
+                assert value == 0, key
+    assert len(report["by_day"]) in (8, 9)
+
+
+def test_reports__events_outside_window__excluded(router_api, router):
+    old = datetime.now(UTC) - timedelta(days=3)
+    post_events(router_api, [make_event(timestamp=old), make_event()])
+
+    assert savings_report(router=router, period_days=1)["total_requests"] == 1
+    assert savings_report(router=router, period_days=4)["total_requests"] == 2
+
+
+def test_rolling_window__exact_to_the_second(router_api, router):
+    now = datetime.now(UTC)
+    edge = now - timedelta(days=1)
+    post_events(
+        router_api,
+        [
+            make_event(timestamp=edge + timedelta(seconds=2)),
+            make_event(timestamp=edge - timedelta(seconds=2)),
+        ],
+    )
+
+    report = savings_report(router=router, period_days=1, now=now)
+
+    assert report["total_requests"] == 1
+    assert datetime.fromisoformat(report["start"]) == edge
+
+
+def test_baseline__uses_the_strong_model_of_the_events_revision(router_api, router, actor):
+    update_config(router=router, changes={"strong_model": "gpt-4o"}, actor=actor)  # revision 2
+    tokens = dict(selected_model="gpt-3.5-turbo", prompt_tokens=1_000_000, completion_tokens=0)
+    post_events(router_api, [make_event(revision=1, **tokens)])  # gpt-4-1106: $10
+    assert savings_report(router=router)["baseline_cost"] == pytest.approx(10.0)
+
+    post_events(router_api, [make_event(**tokens)])  # no revision: current config, gpt-4o $2.5
+
+    assert savings_report(router=router)["baseline_cost"] == pytest.approx(12.5)
+
+
+def test_overview_stats__todays_savings_per_router(router, hand_events, actor):
+    other = create_router(slug="quiet", actor=actor)
+
+    stats = overview_stats(routers=[router, other])
+
+    assert stats[router.pk]["total_requests"] == 5
+    assert stats[router.pk]["estimated_savings"] == pytest.approx(0.09175)
+    assert stats[router.pk]["success_rate"] == pytest.approx(0.8)
+    assert stats[other.pk]["total_requests"] == 0

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from tracking.api import views
+
+urlpatterns = [
+    path("events", views.EventIngestApi.as_view(), name="events"),
+    path("reports/savings", views.SavingsReportApi.as_view(), name="reports-savings"),
+    path("metrics/summary", views.MetricsSummaryApi.as_view(), name="metrics-summary"),
+]

@@ -1,0 +1,119 @@
+"""Tracking API: POST events (the ingestion hot path) and the two report reads.
+
+The events view parses the body itself (orjson) and validates with msgspec in
+tracking.events: no DRF parser or serializer runs per event.
+"""
+
+from __future__ import annotations
+
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.api.auth import request_role
+from controlplane.api.errors import errors_response
+from controlplane.api.permissions import IsRouterReader
+from controlplane.models import ApiKey, Role, Router
+from tracking import selectors, services
+from tracking.api import serializers
+from tracking.events import BatchError
+
+
+def _json(data: object, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+
+
+class CanPostEvents(BasePermission):
+    message = "Events are posted with the router's router or operator API key."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, ApiKey) and request.auth.role in (
+            Role.ROUTER,
+            Role.OPERATOR,
+        )
+
+
+class EventIngestApi(APIView):
+    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}."""
+
+    permission_classes = [CanPostEvents]
+
+    @extend_schema(
+        request=serializers.EventBatchSerializer,
+        responses={200: serializers.IngestResultSerializer},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        try:
+            raw = request._request.body
+        except RequestDataTooBig:
+            return _json({"errors": {"body": ["Request body too large."]}}, 413)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
+        try:
+            result = services.record_events(router_id=request.auth.router_id, payload=body)
+        except BatchError as exc:
+            return _json({"errors": exc.errors}, exc.status)
+        return _json(result.to_dict())
+
+
+def _report_router(request: Request) -> Router:
+    """A key reads its own router's reports; a dashboard user names one with ?router=<slug>."""
+    if isinstance(request.auth, ApiKey):
+        return request.auth.router
+    slug = request.query_params.get("router", "")
+    router = Router.objects.filter(slug=slug).first() if slug else None
+    if router is None:
+        raise PermissionDenied("Name the router with ?router=<slug>.")
+    return router
+
+
+def parse_period_days(raw: str | None) -> int | None:
+    """period_days as an integer 1..366 (default 7); None when invalid."""
+    if raw is None or raw == "":
+        return 7
+    raw = raw.strip()
+    if not raw.isdigit():
+        return None
+    value = int(raw)
+    return value if 1 <= value <= selectors.MAX_PERIOD_DAYS else None
+
+
+class _ReportApi(APIView):
+    permission_classes = [IsRouterReader]
+    selector = staticmethod(selectors.savings_report)
+
+    def get(self, request: Request) -> Response | HttpResponse:
+        period_days = parse_period_days(request.query_params.get("period_days"))
+        if period_days is None:
+            return errors_response(
+                {"period_days": [f"Must be an integer from 1 to {selectors.MAX_PERIOD_DAYS}."]}
+            )
+        if request_role(request) is None:
+            raise PermissionDenied()
+        router = _report_router(request)
+        return _json(self.selector(router=router, period_days=period_days))
+
+
+PERIOD_DAYS = OpenApiParameter("period_days", int, description="1..366, default 7")
+
+
+@extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.SavingsReportSerializer})
+class SavingsReportApi(_ReportApi):
+    """GET reports/savings?period_days=N: totals plus by_day, by_domain and by_model."""
+
+    selector = staticmethod(selectors.savings_report)
+
+
+@extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.MetricsSummarySerializer})
+class MetricsSummaryApi(_ReportApi):
+    """GET metrics/summary?period_days=N: the headline metrics."""
+
+    selector = staticmethod(selectors.metrics_summary)
