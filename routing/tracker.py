@@ -227,6 +227,9 @@ class CostTracker:
         self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=history_limit)
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._cond = threading.Condition()
+        # The caller's thread (queue overflow) and the sender thread both spill: the size check
+        # and the write must be one step, or both pass the check and overfill the spool.
+        self._spool_lock = threading.Lock()
         self._in_flight = 0
         self._flush_requested = False
         self._closing = False
@@ -428,18 +431,19 @@ class CostTracker:
 
     def _spill(self, events: list[dict[str, Any]]) -> None:
         data = orjson.dumps(events)
-        try:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            if self._spool_size() + len(data) > self.spool_max_bytes:
-                raise OSError("spool full")
-            name = f"events-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
-            tmp = self.spool_dir / f".{name}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, self.spool_dir / name)  # readers never see half a file
-            self.spilled += len(events)
-        except OSError as exc:
-            self.dropped += len(events)
-            log.error("dropped %d events: cannot spool them (%s)", len(events), exc)
+        with self._spool_lock:
+            try:
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                if self._spool_size() + len(data) > self.spool_max_bytes:
+                    raise OSError("spool full")
+                name = f"events-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+                tmp = self.spool_dir / f".{name}.tmp"
+                tmp.write_bytes(data)
+                os.replace(tmp, self.spool_dir / name)  # readers never see half a file
+                self.spilled += len(events)
+            except OSError as exc:
+                self.dropped += len(events)
+                log.error("dropped %d events: cannot spool them (%s)", len(events), exc)
 
     def _replay_spool(self) -> int:
         """Send spooled batches (oldest first); stop at the first failure. Returns events sent."""

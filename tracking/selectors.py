@@ -75,7 +75,7 @@ _REPORT_SQL = f"""
               AND "timestamp" < %(full_start)s
             UNION ALL
             SELECT {_RAW_COLUMNS} FROM tracking_event
-            WHERE router_id = %(router)s AND "timestamp" >= %(full_end)s
+            WHERE router_id = %(router)s AND "timestamp" >= %(last_edge)s
               AND "timestamp" < %(end)s
             UNION ALL
             SELECT {_RAW_COLUMNS} FROM tracking_event
@@ -179,6 +179,8 @@ def _bounds(start: datetime, end: datetime) -> dict[str, Any]:
         "end": end,
         "full_start": full_start,
         "full_end": full_end,
+        # With start and end in one hour, full_end is that hour's floor, before start.
+        "last_edge": max(full_end, start),
         "day_start": day_start,
         "day_end": day_end,
         "first_day": day_start.date(),

@@ -207,6 +207,22 @@ def test_reports__daily_hourly_raw_and_tail__breakdowns_equal_raw_recount(router
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rolled_up", [False, True])
+def test_report_between__window_inside_one_hour__counts_only_that_window(router, rolled_up):
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
+    ingest(router, [make_event(timestamp=hour + timedelta(minutes=m)) for m in range(60)])
+    if rolled_up:
+        assert services.rollup_events() == 60
+
+    report = report_between(
+        router=router, start=hour + timedelta(minutes=10), end=hour + timedelta(minutes=40)
+    )
+
+    assert report["total_requests"] == 30  # minutes 10..39, not the 10 before the window
+    assert [d["total_requests"] for d in report["by_day"]] == [30]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_rebuild_rollups__daily_rows_rederived_from_hours(router):
     now = datetime.now(UTC)
     ingest(router, spread_events(400, start=now - timedelta(days=2)))
