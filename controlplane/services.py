@@ -11,7 +11,7 @@ import secrets
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from controlplane.actors import Actor
@@ -159,7 +159,10 @@ def create_router(*, slug: str, name: str = "", actor: Actor) -> Router:
         raise _fail("slug", "at most 64 characters")
     if Router.objects.filter(slug=slug).exists():
         raise _fail("slug", f"a router named {slug!r} exists already")
-    router = Router.objects.create(slug=slug, name=name or slug)
+    try:
+        router = Router.objects.create(slug=slug, name=name or slug)
+    except IntegrityError:  # created by a concurrent request since the check above
+        raise _fail("slug", f"a router named {slug!r} exists already") from None
     router = Router.objects.select_for_update().get(pk=router.pk)
     publish_revision(router=router, snapshot=Snapshot(), actor=actor, action="router.create")
     return router

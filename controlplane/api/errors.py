@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from controlplane.services import NothingToStepBackTo, StaleRevision
+
+log = logging.getLogger(__name__)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -47,6 +51,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if hasattr(exc, "error_dict"):
             return errors_response({k: list(v) for k, v in exc.message_dict.items()})
         return errors_response({"non_field_errors": list(exc.messages)})
+    if isinstance(exc, DataError):
+        # The last line of "never a 500 for bad input": a value that passed validation but that
+        # PostgreSQL refuses (out of range, bad encoding). The write's transaction rolled back.
+        log.warning("database refused a request value: %s", exc)
+        return errors_response({"non_field_errors": ["a value is out of range or not storable"]})
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, exceptions.ValidationError):

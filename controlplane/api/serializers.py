@@ -84,4 +84,4 @@ class GuardrailInput(serializers.Serializer):
     min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
     max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
     window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=1440)
-    min_requests = serializers.IntegerField(required=False, min_value=1)
+    min_requests = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000_000)

@@ -33,7 +33,7 @@ urlpatterns = [
     path("routers/<slug:slug>/clients", views.RouterClientsApi.as_view(), name="router-clients"),
     path("routers/<slug:slug>/keys", views.ApiKeyListApi.as_view(), name="router-keys"),
     path(
-        "routers/<slug:slug>/keys/<str:prefix>",
+        "routers/<slug:slug>/keys/<slug:prefix>",
         views.ApiKeyDetailApi.as_view(),
         name="router-key-detail",
     ),

@@ -58,7 +58,7 @@ def expected_revision(request: Request) -> int | None:
     if not raw or raw == "*":
         return None
     value = raw.removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²".isdigit() is true, int("²") fails
         raise ValidationError({"If-Match": ['use the revision number, as in If-Match: "3"']})
     return int(value)
 
@@ -284,11 +284,11 @@ class AuditListApi(APIView):
         responses=AuditOutput(many=True),
     )
     def get(self, request: Request) -> Response:
-        entries: QuerySet = selectors.audit_list(
-            router=request.query_params.get("router"),
-            actor=request.query_params.get("actor"),
-            action=request.query_params.get("action"),
-        )
+        filters = {name: request.query_params.get(name) for name in ("router", "actor", "action")}
+        bad = [name for name, value in filters.items() if value and "\x00" in value]
+        if bad:
+            raise ValidationError({name: ["must not contain NUL (%00)"] for name in bad})
+        entries: QuerySet = selectors.audit_list(**filters)
         scope = request_router_scope(request)
         if scope is not None:
             entries = entries.filter(router_id=scope)

@@ -239,15 +239,17 @@ def test_if_match__current_applies_stale_412_and_nothing_written(operator_api, r
     assert operator_api.get(f"{BASE}/routers/checkout/config").json()["threshold"] == 0.2
 
 
-def test_if_match__garbage__400(operator_api, router):
+@pytest.mark.parametrize("if_match", ["yesterday", '"\u00b2"', '"-1"'])
+def test_if_match__garbage__400(operator_api, router, if_match):
     response = operator_api.patch(
         f"{BASE}/routers/checkout/config",
         {"threshold": 0.2},
         format="json",
-        HTTP_IF_MATCH="yesterday",
+        HTTP_IF_MATCH=if_match,
     )
     assert response.status_code == 400
     assert "If-Match" in response.json()["errors"]
+    assert current_number(router) == 1
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -285,6 +287,16 @@ BAD_INPUT = [
     ("post", "/routers/checkout/rollback", {"revision": "one"}, "revision"),
     ("post", "/routers/checkout/keys", {"role": "admin"}, "role"),
     ("post", "/routers/", {"slug": "has spaces"}, "slug"),
+    # PostgreSQL cannot store NUL: refused with the field's path, not a 500 from the database.
+    ("patch", "/routers/checkout/config", {"strong_model": "gpt\x00-4"}, "strong_model"),
+    ("patch", "/routers/checkout/config", {"threshold": 0.2, "reason": "\x00"}, "reason"),
+    (
+        "patch",
+        "/routers/checkout/config",
+        {"domain_routing_overrides": {"legal": {"model": "a\x00"}}},
+        "domain_routing_overrides.legal.model",
+    ),
+    ("put", "/routers/checkout/guardrail", {"min_requests": 10**10}, "min_requests"),
 ]
 
 
@@ -319,7 +331,18 @@ def test_oversized_body__413(operator_api, router, settings):
         "PATCH", f"{BASE}/routers/checkout/config", body, "application/json"
     )
     assert response.status_code == 413
+    assert "too large" in response.json()["detail"]
     assert current_number(router) == 1
+
+
+def test_audit__nul_in_a_filter__400_naming_it(operator_api, router):
+    response = operator_api.get(f"{BASE}/audit/", {"actor": "user\x00"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["actor"]
+
+
+def test_key_prefix__not_a_prefix__404(operator_api, router):
+    assert operator_api.delete(f"{BASE}/routers/checkout/keys/rp_%00").status_code == 404
 
 
 def test_unknown_router__404(operator_api, router):
