@@ -29,6 +29,7 @@ READS = [
     ("get", "/audit/", None),
     ("get", "/routers/checkout/clients", None),
     ("get", "/routers/checkout/keys", None),
+    ("get", "/routers/checkout/guardrail", None),
 ]
 WRITES = [
     ("patch", "/routers/checkout/config", {"threshold": 0.2}),
@@ -37,9 +38,11 @@ WRITES = [
     ("post", "/routers/checkout/kill-switch", {"engaged": True, "reason": "test"}),
     ("post", "/routers/checkout/rollback", {"revision": 1}),
     ("post", "/routers/checkout/keys", {"role": "viewer"}),
+    ("put", "/routers/checkout/guardrail", {"enabled": True}),
     ("post", "/routers/", {"slug": "another"}),
 ]
-# Reads a router key may do; the rest of READS need viewer or operator.
+# A router key may read its own router's summary (GET routers/ lists only that one); every
+# other read in READS needs a viewer or operator key.
 ROUTER_KEY_READS = {"/routers/", "/routers/checkout/"}
 
 
@@ -73,11 +76,31 @@ def test_viewer__reads(viewer_api, router, method, path, body):
 
 @pytest.mark.parametrize(("method", "path", "body"), READS + WRITES)
 def test_router_key__403_on_operator_endpoints(router_api, router, method, path, body):
+    before = ConfigRevision.objects.count()
     response = getattr(router_api, method)(BASE + path, body, format="json")
     if method == "get" and path in ROUTER_KEY_READS:
         assert response.status_code == 200
     else:
         assert response.status_code == 403, path
+    assert ConfigRevision.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("role", "code"), [("router", 403), ("viewer", 403), ("operator", 204), (None, 401)]
+)
+def test_revoke_key__only_an_operator(router, operator_key, actor, role, code):
+    from controlplane.models import ApiKey
+    from controlplane.services import create_api_key
+
+    victim, _ = create_api_key(router=router, role="router", actor=actor, name="victim")
+    client = APIClient()
+    if role:
+        _, raw = create_api_key(router=router, role=role, actor=actor, name=f"{role} caller")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.delete(f"{BASE}/routers/checkout/keys/{victim.prefix}")
+    assert response.status_code == code
+    revoked = ApiKey.objects.get(pk=victim.pk).revoked_at is not None
+    assert revoked == (code == 204)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), READS + WRITES)
