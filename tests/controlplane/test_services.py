@@ -7,6 +7,7 @@ from django.db import DatabaseError, transaction
 from controlplane import services
 from controlplane.models import AuditEntry, ConfigRevision
 from controlplane.selectors import current_revision
+from controlplane.snapshot import Snapshot
 from routing.evaluation import DOMAIN_FLAGS, FLAG_NAMES
 
 
@@ -333,3 +334,46 @@ def test_api_key__stored_as_sha256_and_shown_once(router, actor):
     assert key.key_hash == hashlib.sha256(raw.encode()).hexdigest()
     assert raw not in str(key.__dict__)
     assert key.prefix == raw[:11]
+
+
+def test_every_write__one_revision_and_one_audit_entry_with_the_exact_diff(router, actor):
+    writes = [
+        ("phase.set", lambda: services.set_phase(router=router, phase="monitoring", actor=actor)),
+        (
+            "phase.set",
+            lambda: services.set_phase(
+                router=router, phase="single_domain", domain="legal", actor=actor
+            ),
+        ),
+        ("config.update", lambda: services.update_config(
+            router=router, changes={"threshold": 0.42}, actor=actor, reason="tune"
+        )),
+        ("flag.set", lambda: services.set_flag(
+            router=router, name="routellm_medical_domain", enabled=True, rollout_percent=5,
+            actor=actor,
+        )),
+        ("kill_switch.set", lambda: services.set_kill_switch(
+            router=router, engaged=True, reason="bad answers", actor=actor
+        )),
+        ("rollback", lambda: services.rollback_to(router=router, number=2, actor=actor)),
+        ("phase.step_back", lambda: services.step_back(router=router, actor=actor)),
+        ("emergency_rollback", lambda: services.emergency_rollback(
+            router=router, actor=actor, reason="pager"
+        )),
+    ]  # fmt: skip
+    for action, write in writes:
+        before = Snapshot.of(_current(router))
+        entries = AuditEntry.objects.count()
+
+        revision = write()
+
+        assert AuditEntry.objects.count() == entries + 1, action
+        entry = AuditEntry.objects.order_by("-id").first()
+        assert entry.action.startswith(action.split(".")[0]), (action, entry.action)
+        assert entry.revision_number == revision.number == _current(router).number
+        assert entry.actor == actor.label
+        assert entry.diff == before.diff(Snapshot.of(revision)), action
+        assert entry.diff, f"{action} changed nothing"
+    assert list(router.revisions.order_by("number").values_list("number", flat=True)) == list(
+        range(1, len(writes) + 2)
+    )
