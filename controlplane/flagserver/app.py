@@ -80,8 +80,9 @@ class FlagsFastPath:
     async def _serve(self, scope: Scope, send: Send) -> bool:
         """Answer from memory and return True, or return False to hand over to Django."""
         server = self.server
-        if not server.ready:
-            return False
+        loop = asyncio.get_running_loop()
+        wait = clamp_wait(scope.get("query_string", b""))
+        deadline = loop.time() + wait
         authorization = if_none_match = client_id = user_agent = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -92,6 +93,8 @@ class FlagsFastPath:
                 client_id = value
             elif name == b"user-agent":
                 user_agent = value
+        if not server.ready and not (if_none_match and await self._wait_ready(scope, deadline)):
+            return False
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -113,28 +116,26 @@ class FlagsFastPath:
             )
             return True
         inm = if_none_match.decode("latin-1")
-        if inm and etag_matches(inm, document.etag):
-            wait = clamp_wait(scope.get("query_string", b""))
-            if wait > 0:
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + wait
-                while True:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    event = server.changed_event(entry.router_id)
-                    try:
-                        await asyncio.wait_for(event.wait(), remaining)
-                    except TimeoutError:
-                        break
-                    # Woken: a new revision, a revoked key, or the cache went stale.
-                    if not server.ready or hashed not in server.keys:
-                        return False
-                    document = server.docs.get(entry.router_id)
-                    if document is None:
-                        return False
-                    if not etag_matches(inm, document.etag):
-                        break
+        if inm and etag_matches(inm, document.etag) and wait > 0:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                event = server.changed_event(entry.router_id)
+                try:
+                    await asyncio.wait_for(event.wait(), remaining)
+                except TimeoutError:
+                    break
+                # Woken: a new revision, a revoked key, or the cache went stale.
+                if not server.ready and not await self._wait_ready(scope, deadline):
+                    return False
+                if hashed not in server.keys:
+                    return False
+                document = server.docs.get(entry.router_id)
+                if document is None:
+                    return False
+                if not etag_matches(inm, document.etag):
+                    break
         client = scope.get("client")
         server.recorder.record(
             router_id=entry.router_id,
@@ -149,6 +150,23 @@ class FlagsFastPath:
         else:
             await _send(send, 200, document.body, [(b"etag", document.etag.encode())])
         return True
+
+    async def _wait_ready(self, scope: Scope, deadline: float) -> bool:
+        """While the cache reconnects, hold a long-poll here, where waiting costs no thread.
+
+        Django's view would hold a thread and a database connection per waiter (under ASGI,
+        all its sync views share one thread), so a poll that outlives the outage goes to it
+        with its wait used up: it answers at once.
+        """
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining > 0 and await self.server.wait_ready(remaining):
+            return True
+        scope["query_string"] = without_wait(scope.get("query_string", b""))
+        return False
+
+
+def without_wait(query_string: bytes) -> bytes:
+    return b"&".join(p for p in query_string.split(b"&") if p and not p.startswith(b"wait="))
 
 
 async def _send(
