@@ -134,7 +134,8 @@ def main() -> None:
             payload={
                 "events": [
                     {"event_id": str(uuid.uuid4()), "timestamp": now,
-                     "selected_model": "gpt-3.5-turbo", "prompt_tokens": 300, "latency_ms": 80}
+                     "selected_model": "gpt-3.5-turbo", "prompt_tokens": 300,
+                     "completion_tokens": 120, "latency_ms": 80}
                     for _ in range(1000)
                 ]
             },

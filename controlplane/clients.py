@@ -145,7 +145,11 @@ class ClientRecorder:
                 failing = True
 
 
-UPSERT_SQL = """
+# Workers flush on their own schedules, so a late flush may carry an older poll: what the client
+# reported (revision, SDK version, user agent) is taken only from a poll at least as recent as
+# the stored one, the same rule as last_seen's GREATEST.
+_NEWER = "EXCLUDED.last_seen >= controlplane_routerclient.last_seen"
+UPSERT_SQL = f"""
 INSERT INTO controlplane_routerclient
     (router_id, client_id, sdk_version, user_agent, revision, first_seen, last_seen)
 SELECT v.router_id, v.client_id, v.sdk_version, v.user_agent, v.revision, v.first_seen,
@@ -155,9 +159,12 @@ FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[],
      AS v(router_id, client_id, sdk_version, user_agent, revision, first_seen, last_seen)
 JOIN controlplane_router r ON r.id = v.router_id
 ON CONFLICT (router_id, client_id) DO UPDATE SET
-    sdk_version = EXCLUDED.sdk_version,
-    user_agent = EXCLUDED.user_agent,
-    revision = EXCLUDED.revision,
+    sdk_version = CASE WHEN {_NEWER} THEN EXCLUDED.sdk_version
+                       ELSE controlplane_routerclient.sdk_version END,
+    user_agent = CASE WHEN {_NEWER} THEN EXCLUDED.user_agent
+                      ELSE controlplane_routerclient.user_agent END,
+    revision = CASE WHEN {_NEWER} THEN EXCLUDED.revision
+                    ELSE controlplane_routerclient.revision END,
     last_seen = GREATEST(controlplane_routerclient.last_seen, EXCLUDED.last_seen)
 """
 KEYS_USED_SQL = """

@@ -2,6 +2,9 @@
 
 `validate_batch` turns a decoded JSON body into (valid events with their index, rejected items
 with field errors). Unknown fields, including a raw `text`, are ignored and so never stored.
+
+PostgreSQL text cannot hold NUL, so a stored string with one would fail the whole COPY: such an
+event is rejected here. The check is per event only when the body may hold one (`may_hold_nul`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,32 @@ class EventIn(msgspec.Struct):
     ab_group: ShortText | None = None
 
 
+# JSON can only carry NUL escaped (a raw control character is malformed JSON), so a body without
+# this byte sequence holds no NUL and the per-event scan can be skipped (one substring search).
+NUL_ESCAPE = b"\\u0000"
+_NUL_ERROR = ["Must not contain the NUL character (\\u0000)."]
+_FIELD_NAMES = EventIn.__struct_fields__
+
+
+def may_hold_nul(raw: bytes) -> bool:
+    """Whether a raw JSON body may decode to a string holding NUL (false positives are fine)."""
+    return NUL_ESCAPE in raw
+
+
+def _nul_field(event: EventIn) -> str | None:
+    """The first stored string field (or list of strings) holding NUL; every field is covered,
+    so a string field added to EventIn later is checked too."""
+    for name, value in zip(_FIELD_NAMES, msgspec.structs.astuple(event), strict=True):
+        if isinstance(value, str):
+            if "\x00" in value:
+                return name
+        elif isinstance(value, list) and any(
+            isinstance(item, str) and "\x00" in item for item in value
+        ):
+            return name
+    return None
+
+
 _AT_FIELD = re.compile(r"^(?P<message>.*?) - at `\$\.(?P<field>[A-Za-z_0-9]+)")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
 
@@ -67,7 +96,9 @@ def primary_domain(domains: list[str] | None) -> str:
     return "general"
 
 
-def validate_event(item: Any, now: datetime) -> tuple[EventIn | None, dict[str, list[str]]]:
+def validate_event(
+    item: Any, now: datetime, *, check_nul: bool = True
+) -> tuple[EventIn | None, dict[str, list[str]]]:
     if not isinstance(item, dict):
         return None, {"non_field_errors": ["Each event must be a JSON object."]}
     try:
@@ -80,13 +111,18 @@ def validate_event(item: Any, now: datetime) -> tuple[EventIn | None, dict[str, 
         return None, {"timestamp": ["Is more than 5 minutes in the future."]}
     if event.timestamp.year < 2000:
         return None, {"timestamp": ["Is before the year 2000."]}
+    if check_nul and (name := _nul_field(event)) is not None:
+        return None, {name: list(_NUL_ERROR)}
     return event, {}
 
 
 def validate_batch(
-    body: Any, now: datetime | None = None
+    body: Any, now: datetime | None = None, *, check_nul: bool = True
 ) -> tuple[list[EventIn], list[dict[str, Any]]]:
-    """(valid events, rejected [{"index", "errors"}]); raises BatchError for a bad envelope."""
+    """(valid events, rejected [{"index", "errors"}]); raises BatchError for a bad envelope.
+
+    `check_nul=False` only when the raw body is known to hold no NUL (see `may_hold_nul`).
+    """
     if not isinstance(body, dict):
         raise BatchError({"body": ['Expected a JSON object: {"events": [...]}.']})
     events = body.get("events")
@@ -100,7 +136,7 @@ def validate_batch(
     valid: list[EventIn] = []
     rejected: list[dict[str, Any]] = []
     for index, item in enumerate(events):
-        event, errors = validate_event(item, now)
+        event, errors = validate_event(item, now, check_nul=check_nul)
         if event is None:
             rejected.append({"index": index, "errors": errors})
         else:

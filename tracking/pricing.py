@@ -1,14 +1,15 @@
 """Prices and the one cost rule, shared by ingestion and re-pricing (no ORM in here).
 
-Cost rule for one event:
-- tokens known (either count given; a missing one counts 0) and the model has a price at the
+Cost rule for one event (CONTRACT §2):
+- tokens known (both prompt_tokens and completion_tokens given; one alone is "missing tokens",
+  since counting the other as 0 would understate the cost) and the model has a price at the
   event's time: cost = prompt x input price + completion x output price;
 - otherwise the client's `estimated_cost` when given; otherwise the event is *unpriced*
-  (cost None, never $0).
-- baseline = the same tokens at the strong model's price. Without tokens (or with an unpriced
-  strong model) the baseline is the cost itself when the event used the strong model, the cost
-  scaled by the strong/selected blended price ratio when both are priced, else the cost (no
-  savings claimed for what we cannot price).
+  (cost and baseline None, never $0).
+- baseline = the same tokens at the strong model's price. When that cannot be computed (missing
+  tokens, no or unpriced strong model) the baseline is the cost itself if the event used the
+  strong model, else None: it is not guessed (e.g. from a blended price ratio). Reports count
+  such an event at its cost on both sides, so it claims no savings (tracking.selectors).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import bisect
 import csv
 import fnmatch
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,8 +117,23 @@ def load_price_file(path: str | Path) -> list[PriceRow]:
     return rows
 
 
+_WILDCARD = re.compile(r"\*|\?|\[[^\]]*\]")
+
+
+def pattern_specificity(pattern: str) -> tuple[int, int, str]:
+    """Sort key of a glob pattern, most specific first: more literal characters, then fewer
+    `*`, then the text itself, so the order never depends on the order rows were read in.
+
+    Literal characters, not the length: `gpt-*-*-*` is longer than `gpt-4o-*` but pins less.
+    """
+    wildcards = _WILDCARD.findall(pattern)
+    literal = len(_WILDCARD.sub("", pattern))
+    return -literal, wildcards.count("*"), pattern
+
+
 class PriceBook:
-    """Price lookup by model and time: exact names first, then the longest matching pattern."""
+    """Price lookup by model and time: exact names first, then the most specific matching
+    pattern (see `pattern_specificity`)."""
 
     def __init__(self, rows: Iterable[tuple[str, Any, Any, datetime]]) -> None:
         by_model: dict[str, list[tuple[datetime, Price]]] = {}
@@ -132,7 +149,7 @@ class PriceBook:
                 self._patterns.append((model, series))
             else:
                 self._exact[model] = series
-        self._patterns.sort(key=lambda item: len(item[0]), reverse=True)
+        self._patterns.sort(key=lambda item: pattern_specificity(item[0]))
         self._resolved: dict[str, tuple[list[datetime], list[Price]] | None] = {}
 
     def _series(self, model: str) -> tuple[list[datetime], list[Price]] | None:
@@ -169,21 +186,18 @@ def price_event(
     estimated_cost: float | None,
 ) -> tuple[float | None, float | None]:
     """(cost, baseline) of one event, per the module's rule; (None, None) when unpriced."""
-    has_tokens = prompt_tokens is not None or completion_tokens is not None
-    pt = prompt_tokens or 0
-    ct = completion_tokens or 0
-    price = book.price(model, at)
-    if price is not None and has_tokens:
-        cost: float | None = pt * price.input + ct * price.output
-    else:
+    tokens = None
+    if prompt_tokens is not None and completion_tokens is not None:
+        tokens = (prompt_tokens, completion_tokens)
+    price = book.price(model, at) if tokens else None
+    cost = tokens[0] * price.input + tokens[1] * price.output if tokens and price else None
+    if cost is None:
         cost = estimated_cost
     if cost is None:
         return None, None
-    strong = book.price(strong_model, at) if strong_model else None
-    if strong is not None and has_tokens:
-        return cost, pt * strong.input + ct * strong.output
-    if model == strong_model:
+    strong = book.price(strong_model, at) if tokens and strong_model else None
+    if tokens and strong:
+        return cost, tokens[0] * strong.input + tokens[1] * strong.output
+    if strong_model and model == strong_model:
         return cost, cost
-    if strong is not None and price is not None and price.input + price.output > 0:
-        return cost, cost * (strong.input + strong.output) / (price.input + price.output)
-    return cost, cost
+    return cost, None

@@ -8,9 +8,11 @@ rows per domain/model/tier/group key plus at most 47 hours of hourly rows, whate
 one SQL statement computes the totals and every breakdown (GROUPING SETS) and the histogram.
 
 Conventions: money in USD; rates are fractions in [0, 1]; `savings_percent` is a percentage of
-the baseline; every field is a number (0 when there is no data); days are UTC. A rolling window
-holds every event from exactly `period_days` x 24 hours ago (to the microsecond; the raw events of
-that first partial hour are scanned, ~7 ms at 10M events/30 days) up to now.
+the baseline; every field is a number (0 when there is no data); days are UTC. A priced event
+whose baseline cannot be computed counts at its own cost in `baseline_cost` (no savings claimed,
+see tracking.pricing). A rolling window holds every event from exactly `period_days` x 24 hours
+ago (to the microsecond; the raw events of that first partial hour are scanned, ~7 ms at 10M
+events/30 days) up to now.
 Domain breakdown: an event counts under its first listed domain (lower-cased), "general" when it
 lists none. A model's `tier` in by_model is the tier most of its requests had. Latency
 percentiles come from log-scale histograms (buckets 20 % wide), so they are estimates within
@@ -30,7 +32,7 @@ from django.utils import timezone
 from controlplane.models import Router
 from tracking.events import MAX_FUTURE
 from tracking.models import LATENCY_BUCKET_RATIO, LATENCY_BUCKETS
-from tracking.services import LATENCY_BUCKET_SQL, ROLLUP_SUMS
+from tracking.services import BASELINE_OR_COST, LATENCY_BUCKET_SQL, ROLLUP_SUMS
 
 MAX_PERIOD_DAYS = 366
 
@@ -45,12 +47,12 @@ _RAW_COLUMNS = f"""
     success, fallback_used, routing_method, cost, baseline_cost, latency_ms, prompt_tokens,
     completion_tokens
 """
-_RAW_SUMS = """
+_RAW_SUMS = f"""
     count(*) AS requests, count(*) FILTER (WHERE success) AS successes,
     count(*) FILTER (WHERE fallback_used) AS fallbacks,
     count(*) FILTER (WHERE routing_method = 'routellm') AS routellm,
     count(cost) AS priced, count(*) - count(cost) AS unpriced,
-    coalesce(sum(cost), 0) AS cost, coalesce(sum(baseline_cost), 0) AS baseline,
+    coalesce(sum(cost), 0) AS cost, coalesce(sum({BASELINE_OR_COST}), 0) AS baseline,
     count(latency_ms) AS latency_count, coalesce(sum(latency_ms), 0) AS latency_sum,
     coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
     coalesce(sum(completion_tokens), 0) AS completion_tokens
@@ -334,6 +336,7 @@ SUMMARY_FIELDS = (
     "actual_cost",
     "baseline_cost",
     "estimated_savings",
+    "savings_percent",
     "unpriced_requests",
 )
 
@@ -348,7 +351,7 @@ def metrics_summary(
     }
 
 
-_OVERVIEW_SQL = """
+_OVERVIEW_SQL = f"""
     SELECT router_id, sum(requests)::bigint, sum(successes)::bigint, sum(cost)::float8,
            sum(baseline)::float8, sum(unpriced)::bigint
     FROM (
@@ -356,7 +359,7 @@ _OVERVIEW_SQL = """
         FROM tracking_eventdailyrollup
         WHERE router_id = ANY(%(routers)s) AND day = %(day)s
         UNION ALL
-        SELECT router_id, 1, success::int, coalesce(cost, 0), coalesce(baseline_cost, 0),
+        SELECT router_id, 1, success::int, coalesce(cost, 0), coalesce({BASELINE_OR_COST}, 0),
                (cost IS NULL)::int
         FROM tracking_event
         WHERE ingest_xid >= %(watermark)s AND router_id = ANY(%(routers)s)

@@ -24,7 +24,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from controlplane.models import Router, RouterClient
-from tracking.events import MAX_ERROR_LENGTH, EventIn, primary_domain, validate_batch
+from tracking.events import (
+    MAX_ERROR_LENGTH,
+    EventIn,
+    may_hold_nul,
+    primary_domain,
+    validate_batch,
+)
 from tracking.models import ModelPrice, SavingsReport
 from tracking.pricing import PriceBook, PriceRow, price_event
 
@@ -68,7 +74,8 @@ _INSERT_FROM_STAGE = f"""
     ON CONFLICT (router_id, event_id) DO NOTHING
 """
 
-# Session advisory-lock keys: one long job of each kind at a time, across all workers.
+# Session advisory-lock keys: one long job of each kind at a time, across all workers
+# (LOCK_RETENTION with the router id as a second key: one purge per router).
 LOCK_REPRICE = 0x7270_0001
 LOCK_RETENTION = 0x7270_0002
 
@@ -119,7 +126,22 @@ def set_model_price(
     source: str = "",
     reprice: bool = True,
 ) -> ModelPrice:
-    """Add or change one price; events since effective_from are re-priced by a task."""
+    """Add or change one price; events since effective_from are re-priced by a task.
+
+    Storing the values a row already has changes nothing (re-importing a price file must not
+    re-price every event since the file's date).
+    """
+    same = ModelPrice.objects.filter(
+        model=model,
+        effective_from=effective_from,
+        input_per_token=input_per_token,
+        output_per_token=output_per_token,
+    ).first()
+    if same is not None and reprice:
+        if same.source != source:
+            same.source = source
+            same.save(update_fields=["source"])
+        return same
     price, _ = ModelPrice.objects.update_or_create(
         model=model,
         effective_from=effective_from,
@@ -253,12 +275,17 @@ def ingest_events(*, router_id: int, events: list[EventIn]) -> tuple[int, int]:
     return accepted, len(events) - accepted
 
 
-def record_events(*, router_id: int, payload: Any, now: datetime | None = None) -> IngestResult:
+def record_events(
+    *, router_id: int, payload: Any, now: datetime | None = None, raw: bytes | None = None
+) -> IngestResult:
     """Validate a decoded `{"events": [...]}` body and store its good events.
 
-    Raises tracking.events.BatchError (400) / BatchTooLarge (413) for a bad envelope.
+    `raw`, the body `payload` was decoded from, lets the hot path skip the per-event NUL scan
+    when the bytes cannot hold one. Raises tracking.events.BatchError (400) / BatchTooLarge
+    (413) for a bad envelope.
     """
-    valid, rejected = validate_batch(payload, now)
+    check_nul = raw is None or may_hold_nul(raw)
+    valid, rejected = validate_batch(payload, now, check_nul=check_nul)
     accepted, duplicates = ingest_events(router_id=router_id, events=valid)
     return IngestResult(accepted, duplicates, rejected)
 
@@ -267,6 +294,9 @@ def record_events(*, router_id: int, payload: Any, now: datetime | None = None) 
 
 # Latency bucket of a row, the same rule as the SQL aggregate tracking_latency_hist.
 LATENCY_BUCKET_SQL = "least(63, greatest(0, ceil(ln(greatest(latency_ms, 1.0)) / ln(1.2))))::int"
+# A priced event whose baseline cannot be computed (tracking.pricing) counts at its own cost in
+# the baseline sum: no savings claimed, and no loss either. Used by every sum of baselines.
+BASELINE_OR_COST = "coalesce(baseline_cost, cost)"
 # The summed columns of EventRollup / EventDailyRollup, in table order.
 ROLLUP_SUMS = (
     "requests",
@@ -286,17 +316,17 @@ _SUM_LIST = ", ".join(ROLLUP_SUMS)
 _ADD_SUMS = ", ".join(f"{name} = r.{name} + EXCLUDED.{name}" for name in ROLLUP_SUMS)
 _SUMMED = ", ".join(f"sum({name})" for name in ROLLUP_SUMS)
 _HOUR_DAY = "(hour AT TIME ZONE 'UTC')::date"  # the UTC day of an hourly row
-_ROLLUP_SELECT = """
+_ROLLUP_SELECT = f"""
     SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), domain, selected_model,
            model_tier, ab_group,
            count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE fallback_used),
            count(*) FILTER (WHERE routing_method = 'routellm'),
            count(cost), count(*) - count(cost),
-           coalesce(sum(cost), 0), coalesce(sum(baseline_cost), 0),
+           coalesce(sum(cost), 0), coalesce(sum({BASELINE_OR_COST}), 0),
            count(latency_ms), coalesce(sum(latency_ms), 0),
            coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
     FROM tracking_event
-    WHERE {where}
+    WHERE {{where}}
     GROUP BY 1, 2, 3, 4, 5, 6
 """
 _ROLLUP_COLUMNS = f"router_id, hour, domain, model, tier, ab_group, {_SUM_LIST}"
@@ -479,9 +509,12 @@ def reprice_events(
     router_id: int,
     since: datetime,
     progress: Callable[[int, int], None] | None = None,
+    book: PriceBook | None = None,
 ) -> int:
-    """Re-price a router's events since `since` with today's price table; returns rows changed."""
-    book = price_book()
+    """Re-price a router's events since `since` with `book` (default: today's price table);
+    returns rows changed."""
+    if book is None:
+        book = price_book()
     with connection.cursor() as cursor:
         cursor.execute(
             'SELECT count(*) FROM tracking_event WHERE router_id = %s AND "timestamp" >= %s',
@@ -547,26 +580,45 @@ def reprice_events(
     return changed
 
 
+_PRICE_SNAPSHOT = """
+    SELECT id, model, input_per_token, output_per_token, effective_from, applied_at IS NULL
+    FROM tracking_modelprice
+"""
+# Only rows still holding the values the run read: one edited meanwhile stays pending.
+_MARK_APPLIED = """
+    UPDATE tracking_modelprice p SET applied_at = now()
+    FROM unnest(%s::bigint[], %s::text[], %s::numeric[], %s::numeric[], %s::timestamptz[])
+        AS v(id, model, input_per_token, output_per_token, effective_from)
+    WHERE p.id = v.id AND p.applied_at IS NULL AND p.model = v.model
+      AND p.input_per_token = v.input_per_token AND p.output_per_token = v.output_per_token
+      AND p.effective_from = v.effective_from
+"""
+
+
 def apply_price_changes() -> int:
-    """Re-price every router's events since the earliest price change not yet applied."""
+    """Re-price every router's events since the earliest price change not yet applied.
+
+    One read of the price table is both the price book of the whole run and the list of pending
+    rows, so a row is marked applied only when the values it holds at the end are the ones the
+    events were re-priced with; a row added or edited during the run is left for the next run.
+    """
     with connection.cursor() as cursor:
         if not _try_advisory_lock(cursor, LOCK_REPRICE):
             return 0
     try:
-        pending = list(ModelPrice.objects.filter(applied_at__isnull=True).values("pk", "model"))
+        with connection.cursor() as cursor:
+            cursor.execute(_PRICE_SNAPSHOT)
+            rows = cursor.fetchall()
+        pending = [row[:5] for row in rows if row[5]]
         if not pending:
             return 0
-        since = min(
-            ModelPrice.objects.filter(pk__in=[p["pk"] for p in pending]).values_list(
-                "effective_from", flat=True
-            )
-        )
+        book = PriceBook(row[1:5] for row in rows)
+        since = min(row[4] for row in pending)
         changed = 0
         for router_id in Router.objects.values_list("pk", flat=True):
-            changed += reprice_events(router_id=router_id, since=since)
-        ModelPrice.objects.filter(pk__in=[p["pk"] for p in pending]).update(
-            applied_at=timezone.now()
-        )
+            changed += reprice_events(router_id=router_id, since=since, book=book)
+        with connection.cursor() as cursor:
+            cursor.execute(_MARK_APPLIED, [list(column) for column in zip(*pending, strict=True)])
         return changed
     finally:
         with connection.cursor() as cursor:
@@ -601,7 +653,28 @@ def retention_days(router: Router) -> int:
 
 
 def purge_expired_events(*, router_id: int, now: datetime | None = None) -> int:
-    """Delete a router's events (and whole rollup hours and days) older than its retention."""
+    """Delete a router's events (and whole rollup hours and days) older than its retention.
+
+    One purge per router at a time, across workers: a second one finds the lock taken and
+    returns 0 at once. The lock is session-level because the purge commits in many short
+    transactions, which a transaction-level lock would not outlive (one long transaction
+    instead would hold back the rollup watermark for the whole purge).
+    """
+    # The two-int form keys the lock per router; the mask keeps the id in int4 range (a clash
+    # past 2**31 routers only serializes two purges).
+    key = [LOCK_RETENTION, router_id & 0x7FFF_FFFF]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", key)
+        if not cursor.fetchone()[0]:
+            return 0
+    try:
+        return _purge_expired_events(router_id=router_id, now=now)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", key)
+
+
+def _purge_expired_events(*, router_id: int, now: datetime | None) -> int:
     router = Router.objects.select_related("current_revision").get(pk=router_id)
     cutoff = (now or timezone.now()) - timedelta(days=retention_days(router))
     deleted = 0

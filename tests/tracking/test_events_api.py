@@ -195,3 +195,51 @@ def test_post__tier_missing__inferred_from_the_config(router_api, router):
 
     tiers = set(Event.objects.filter(router=router).values_list("selected_model", "model_tier"))
     assert tiers == {("gpt-4-1106-preview", "strong"), ("llama", "other")}
+
+
+NUL = "\u0000"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("selected_model", f"gpt-4o{NUL}"),
+        ("domains", ["technical", f"le{NUL}gal"]),
+        ("routing_method", NUL),
+        ("error", f"Timeout{NUL}Error"),
+        ("ab_group", f"a{NUL}"),
+        ("text_sha256", NUL * 64),
+    ],
+)
+def test_post__nul_in_a_string_field__rejected_by_index_others_stored(
+    router_api, router, field, value
+):
+    # PostgreSQL text cannot hold NUL: before the check, COPY raised and the batch was a 500.
+    events = [make_event(), make_event(**{field: value}), make_event()]
+
+    response = post_events(router_api, events)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 0)
+    assert [item["index"] for item in body["rejected"]] == [1]
+    assert list(body["rejected"][0]["errors"]) == [field]
+    assert Event.objects.filter(router=router).count() == 2
+
+
+def test_post__nul_error__names_the_reason(router_api):
+    body = post_events(router_api, [make_event(routing_method=f"x{NUL}")]).json()
+
+    message = "Must not contain the NUL character (\\u0000)."
+    assert body["rejected"] == [{"index": 0, "errors": {"routing_method": [message]}}]
+
+
+def test_post__nul_only_in_an_ignored_field_or_escaped_backslash__accepted(router_api, router):
+    # A raw body holding `\u0000` sends every event through the per-event scan; neither of these
+    # stores a NUL: `text` is never stored, and "\\u0000" is a backslash then "u0000".
+    events = [make_event(text=f"prompt{NUL}"), make_event(error="C:\\u0000")]
+
+    body = post_events(router_api, events).json()
+
+    assert (body["accepted"], body["rejected"]) == (2, [])
+    assert Event.objects.get(router=router, error__startswith="C:").error == "C:\\u0000"

@@ -8,6 +8,7 @@ import pytest
 
 from controlplane.services import create_api_key, create_router, update_config
 from tests.tracking.conftest import make_event, post_events
+from tracking.models import Event
 from tracking.selectors import metrics_summary, overview_stats, savings_report
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,9 @@ HAND = [
     # strong, tokens: cost = baseline = 0.02 + 0.03 = 0.05
     dict(selected_model="gpt-4-1106-preview", routing_method="routellm", prompt_tokens=2000,
          completion_tokens=1000, latency_ms=300, domains=["technical"]),
-    # weak, no tokens: the estimate 0.002; baseline scaled by blended price 40 / 2 -> 0.04
+    # weak, no tokens: the estimate 0.002; its baseline cannot be computed from tokens, so the
+    # report counts it at its cost, 0.002 (no savings claimed). It used to be 0.04, the estimate
+    # scaled by the strong/weak blended price ratio 40 / 2: a guess, not the contract's rule.
     dict(selected_model="gpt-3.5-turbo", routing_method="domain", estimated_cost=0.002,
          success=False, fallback_used=True, domains=["legal"]),
     # unknown model, no estimate: unpriced, in neither cost
@@ -47,9 +50,10 @@ def test_savings_report__hand_computed_fixture__exact(router, hand_events):
     assert report["unpriced_requests"] == 1
     assert report["priced_requests"] == 4
     assert report["actual_cost"] == pytest.approx(0.06325, abs=1e-12)
-    assert report["baseline_cost"] == pytest.approx(0.155, abs=1e-12)
-    assert report["estimated_savings"] == pytest.approx(0.09175, abs=1e-12)
-    assert report["savings_percent"] == pytest.approx(100 * 0.09175 / 0.155)
+    # baseline 0.025 + 0.05 + 0.002 + 0.04 (was 0.155 with the ratio-scaled 0.04 for event 3)
+    assert report["baseline_cost"] == pytest.approx(0.117, abs=1e-12)
+    assert report["estimated_savings"] == pytest.approx(0.05375, abs=1e-12)
+    assert report["savings_percent"] == pytest.approx(100 * 0.05375 / 0.117)
     assert report["success_rate"] == pytest.approx(0.8)
     assert report["fallback_rate"] == pytest.approx(0.2)
     assert report["strong_share"] == pytest.approx(0.2)
@@ -94,10 +98,11 @@ def test_reports_api__router_key__reads_its_own_router(router_api, hand_events):
     summary = router_api.get("/api/v1/metrics/summary")
 
     assert savings.status_code == summary.status_code == 200
-    assert savings.json()["estimated_savings"] == pytest.approx(0.09175)
+    assert savings.json()["estimated_savings"] == pytest.approx(0.05375)
     body = summary.json()
     for key in ("success_rate", "routellm_usage_rate", "average_cost", "average_latency_ms"):
         assert isinstance(body[key], float)
+    assert body["savings_percent"] == pytest.approx(100 * 0.05375 / 0.117)
     assert body["period_days"] == 7
 
 
@@ -178,6 +183,39 @@ def test_overview_stats__todays_savings_per_router(router, hand_events, actor):
     stats = overview_stats(routers=[router, other])
 
     assert stats[router.pk]["total_requests"] == 5
-    assert stats[router.pk]["estimated_savings"] == pytest.approx(0.09175)
+    assert stats[router.pk]["estimated_savings"] == pytest.approx(0.05375)
     assert stats[router.pk]["success_rate"] == pytest.approx(0.8)
     assert stats[other.pk]["total_requests"] == 0
+
+
+def test_metrics_summary__savings_percent__as_in_the_savings_report(router, hand_events):
+    summary = metrics_summary(router=router, period_days=1)
+
+    assert summary["savings_percent"] == pytest.approx(100 * 0.05375 / 0.117)
+    assert (
+        summary["savings_percent"]
+        == savings_report(router=router, period_days=1)["savings_percent"]
+    )
+
+
+def test_savings_report__no_tokens__weak_estimate_claims_no_savings_strong_is_its_own_baseline(
+    router_api, router
+):
+    post_events(
+        router_api,
+        [
+            make_event(selected_model="gpt-3.5-turbo", estimated_cost=0.002),
+            make_event(selected_model="gpt-4-1106-preview", estimated_cost=0.03),
+            make_event(selected_model="gpt-3.5-turbo", prompt_tokens=1000, estimated_cost=0.001),
+        ],
+    )
+
+    report = savings_report(router=router, period_days=1)
+
+    # Stored rows say what is known: no baseline where it cannot be computed from tokens.
+    stored = Event.objects.filter(router=router).values_list("estimated_cost", "baseline_cost")
+    assert dict(stored) == {0.002: None, 0.03: 0.03, 0.001: None}
+    assert report["unpriced_requests"] == 0
+    assert report["actual_cost"] == pytest.approx(0.033)
+    assert report["baseline_cost"] == pytest.approx(0.033)
+    assert report["estimated_savings"] == pytest.approx(0.0, abs=1e-12)

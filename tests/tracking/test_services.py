@@ -19,6 +19,7 @@ from tracking.models import (
     EventRollup,
     LatencyDailyRollup,
     LatencyRollup,
+    ModelPrice,
     SavingsReport,
 )
 from tracking.selectors import report_between, savings_report
@@ -269,7 +270,9 @@ def test_rollup__two_runs_at_once__each_event_counted_once(router):
 @pytest.mark.django_db
 def test_price_change__reprices_affected_events(router):
     at = datetime.now(UTC) - timedelta(hours=2)
-    ingest(router, [make_event(timestamp=at, selected_model="acme-1", prompt_tokens=1_000_000)])
+    # Both token counts: with one missing the event is priced only by its estimate (none here).
+    tokens = dict(prompt_tokens=1_000_000, completion_tokens=0)
+    ingest(router, [make_event(timestamp=at, selected_model="acme-1", **tokens)])
     assert savings_report(router=router)["unpriced_requests"] == 1
 
     services.set_model_price(
@@ -290,7 +293,7 @@ def test_price_change__reprices_affected_events(router):
 def test_price_change__only_since_effective_from(router):
     old = datetime.now(UTC) - timedelta(days=3)
     new = datetime.now(UTC) - timedelta(hours=1)
-    tokens = dict(selected_model="gpt-3.5-turbo", prompt_tokens=1_000_000)
+    tokens = dict(selected_model="gpt-3.5-turbo", prompt_tokens=1_000_000, completion_tokens=0)
     ingest(router, [make_event(timestamp=old, **tokens), make_event(timestamp=new, **tokens)])
 
     services.set_model_price(
@@ -340,3 +343,78 @@ def test_daily_report__stored_once_per_day(router):
     report = SavingsReport.objects.get(router=router, day=day)
     assert report.data["total_requests"] == 3
     assert [d["day"] for d in report.data["by_day"]] == [day.isoformat()]
+
+
+@pytest.mark.django_db
+def test_record_events__decoded_payload_without_raw_body__nul_rejected(router):
+    # Callers without the raw bytes (seed_demo, benches) always get the per-event scan.
+    events = [make_event(), make_event(ab_group="b\u0000"), make_event()]
+
+    result = ingest(router, events)
+
+    assert (result.accepted, [item["index"] for item in result.rejected]) == (2, [1])
+    assert result.rejected[0]["errors"].keys() == {"ab_group"}
+
+
+@pytest.mark.django_db
+def test_apply_price_changes__row_edited_during_the_run__stays_pending(router, monkeypatch):
+    at = datetime.now(UTC) - timedelta(hours=2)
+    tokens = dict(prompt_tokens=1_000_000, completion_tokens=0)
+    ingest(router, [make_event(timestamp=at, selected_model="acme-1", **tokens)])
+    price = dict(model="acme-*", output_per_token=Decimal(0), effective_from=at - timedelta(days=1))
+    services.set_model_price(input_per_token=Decimal("0.000001"), **price)
+    reprice = services.reprice_events
+
+    def edited_meanwhile(**kwargs):
+        # An operator corrects the price while the run is re-pricing with the value it read.
+        services.set_model_price(input_per_token=Decimal("0.000002"), **price)
+        return reprice(**kwargs)
+
+    monkeypatch.setattr(services, "reprice_events", edited_meanwhile)
+    services.apply_price_changes()
+    monkeypatch.setattr(services, "reprice_events", reprice)
+
+    assert ModelPrice.objects.get(model="acme-*").applied_at is None
+    assert Event.objects.get(router=router).cost == pytest.approx(1.0)
+    services.apply_price_changes()  # the next run applies the edit
+    assert ModelPrice.objects.get(model="acme-*").applied_at is not None
+    assert Event.objects.get(router=router).cost == pytest.approx(2.0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retention__two_purges_at_once__second_skips(router, actor, monkeypatch):
+    update_config(router=router, changes={"metrics_retention_days": 10}, actor=actor)
+    now = datetime.now(UTC)
+    ingest(router, [make_event(timestamp=now - timedelta(days=11, hours=i)) for i in range(5)])
+    first_inside, release = threading.Event(), threading.Event()
+    retention_days = services.retention_days
+
+    def slow_first(router):
+        # The first purge pauses inside (holding its lock) until the second one has finished.
+        if not first_inside.is_set():
+            first_inside.set()
+            release.wait(10)
+        return retention_days(router)
+
+    monkeypatch.setattr(services, "retention_days", slow_first)
+    results: dict[str, int] = {}
+
+    def purge(name: str) -> None:
+        try:
+            results[name] = services.purge_expired_events(router_id=router.pk, now=now)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=purge, args=("first",))
+    first.start()
+    assert first_inside.wait(10)
+    second = threading.Thread(target=purge, args=("second",))
+    second.start()
+    second.join(10)
+    release.set()
+    first.join(10)
+
+    assert results == {"first": 5, "second": 0}
+    assert not Event.objects.filter(router=router).exists()
+    # The lock is released: a later purge runs (and finds nothing left).
+    assert services.purge_expired_events(router_id=router.pk, now=now) == 0

@@ -29,7 +29,13 @@ def ingest(router, events):
 def acme_events(count: int) -> list[dict]:
     at = datetime.now(UTC) - timedelta(hours=3)
     return [
-        make_event(timestamp=at + timedelta(seconds=i), selected_model="acme-9", prompt_tokens=1000)
+        # Both token counts: with one missing the event is priced only by its estimate (none).
+        make_event(
+            timestamp=at + timedelta(seconds=i),
+            selected_model="acme-9",
+            prompt_tokens=1000,
+            completion_tokens=0,
+        )
         for i in range(count)
     ]
 

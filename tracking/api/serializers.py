@@ -62,11 +62,11 @@ class MetricsSummarySerializer(serializers.Serializer):
     actual_cost = serializers.FloatField()
     baseline_cost = serializers.FloatField()
     estimated_savings = serializers.FloatField()
+    savings_percent = serializers.FloatField()
     unpriced_requests = serializers.IntegerField()
 
 
 class SavingsReportSerializer(MetricsSummarySerializer):
-    savings_percent = serializers.FloatField()
     priced_requests = serializers.IntegerField()
     weak_share = serializers.FloatField()
     prompt_tokens = serializers.IntegerField()

@@ -58,7 +58,7 @@ class EventIngestApi(APIView):
         except orjson.JSONDecodeError as exc:
             return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
         try:
-            result = services.record_events(router_id=request.auth.router_id, payload=body)
+            result = services.record_events(router_id=request.auth.router_id, payload=body, raw=raw)
         except BatchError as exc:
             return _json({"errors": exc.errors}, exc.status)
         return _json(result.to_dict())
