@@ -76,6 +76,22 @@ PHASE_HELP = {
 }
 
 
+# Pages answer htmx with a partial, so caches must key on these headers; a history restore
+# carries HX-Request too but needs the full page (see htmx_partial).
+HTMX_VARY = ("HX-Request", "HX-History-Restore-Request")
+
+
+def htmx_partial(request: HttpRequest) -> bool:
+    """True when an htmx request wants just the swapped part of a page.
+
+    After Back past an hx-push-url navigation, htmx 2 re-fetches the page when its history cache
+    misses (HX-History-Restore-Request, with HX-Request) and swaps the answer in for the whole
+    body: a partial there would leave the operator on a page with no header or navigation.
+    """
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
 def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
@@ -188,16 +204,25 @@ def overview_rows() -> list[dict[str, Any]]:
         figures = stats.get(router.pk)
         baseline = (figures or {}).get("baseline_cost") or 0
         fraction = (figures or {}).get("estimated_savings", 0) / baseline if baseline else None
-        rows.append({"router": router, "stats": figures, "savings_fraction": fraction})
+        rows.append(
+            {
+                "router": router,
+                "stats": figures,
+                # Without a request today the stats are zero defaults, not measurements: the
+                # page shows "no traffic" instead of a 0.0 % success rate that reads as an outage.
+                "traffic": bool(figures and figures.get("total_requests")),
+                "savings_fraction": fraction,
+            }
+        )
     return rows
 
 
-@vary_on_headers("HX-Request")
+@vary_on_headers(*HTMX_VARY)
 @dashboard_view()
 def overview(request: HttpRequest) -> HttpResponse:
     context = {"rows": overview_rows(), "now": timezone.now()}
     template = "controlplane/overview.html"
-    if request.htmx:
+    if htmx_partial(request):
         template += "#router-table"
     return render(request, template, context)
 
@@ -352,16 +377,16 @@ def _render_router(
     request: HttpRequest, router: Router, *, status: int = 200, **kwargs: Any
 ) -> HttpResponse:
     template = "controlplane/router.html"
-    if request.htmx:
+    if htmx_partial(request):
         template += "#router-panel"
     return render(request, template, router_context(request, router, **kwargs), status=status)
 
 
-@vary_on_headers("HX-Request")
+@vary_on_headers(*HTMX_VARY)
 @dashboard_view()
 def router_detail(request: HttpRequest, slug: str) -> HttpResponse:
     router = _router(slug)
-    if request.htmx and request.GET.get("part") == "history":
+    if htmx_partial(request) and request.GET.get("part") == "history":
         context = router_context(request, router)
         return render(request, "controlplane/router.html#revision-history", context)
     return _render_router(request, router)
@@ -562,7 +587,7 @@ def router_rollback(request: HttpRequest, slug: str, number: int) -> HttpRespons
 # --- Audit log -------------------------------------------------------------------------------
 
 
-@vary_on_headers("HX-Request")
+@vary_on_headers(*HTMX_VARY)
 @dashboard_view()
 def audit(request: HttpRequest) -> HttpResponse:
     slugs = list(Router.objects.order_by("slug").values_list("slug", flat=True))
@@ -580,6 +605,6 @@ def audit(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode()}
     template = "controlplane/audit.html"
-    if request.htmx:
+    if htmx_partial(request):
         template += "#audit-results"
     return render(request, template, context, status=status)

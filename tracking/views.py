@@ -13,13 +13,15 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from controlplane.views import _router, dashboard_view
+from controlplane.views import HTMX_VARY, _router, dashboard_view, htmx_partial
 
 log = logging.getLogger(__name__)
 
 PERIODS = (1, 7, 30, 90)
 DEFAULT_PERIOD = 7
 TERMINAL_STATES = {"SUCCESS", "FAILURE", "REVOKED"}
+# The report has no latency percentiles per day (only for the whole period), so the daily rows
+# carry the day's average latency rather than two always-empty percentile columns.
 CSV_COLUMNS = (
     "day",
     "total_requests",
@@ -31,10 +33,16 @@ CSV_COLUMNS = (
     "strong_share",
     "success_rate",
     "fallback_rate",
-    "latency_p50_ms",
-    "latency_p95_ms",
+    "average_latency_ms",
     "unpriced_requests",
 )
+# Figures that mean nothing on a day without requests: blank there, not a misleading 0.
+PER_REQUEST_COLUMNS = frozenset(
+    {"savings_percent", "strong_share", "success_rate", "fallback_rate", "average_latency_ms"}
+)
+# The headline figures of the whole period, which do have latency percentiles.
+SUMMARY_FIELDS = (*CSV_COLUMNS[1:], "latency_p50_ms", "latency_p95_ms")
+SUMMARY_PER_REQUEST = PER_REQUEST_COLUMNS | {"latency_p50_ms", "latency_p95_ms"}
 # Key names the tracking engineer may use for the same figure; the first present wins.
 ALIASES: dict[str, tuple[str, ...]] = {
     "day": ("day", "date"),
@@ -129,11 +137,23 @@ def line_chart(
         )
     ticks = [{"y": f"{y(top * f):.1f}", "value": top * f} for f in (0, 0.5, 1)]
     step = max(1, count // 6)
+    last = count - 1
     x_labels = [
-        {"x": f"{x(i):.1f}", "text": label[5:] if len(label) == 10 else label}
+        {
+            "x": f"{x(i):.1f}",
+            "text": label[5:] if len(label) == 10 else label,
+            # The end labels grow inwards: centred, the first one runs into the y-axis labels
+            # and the last one past the chart's right edge (both visible at phone width).
+            "anchor": "start" if i == 0 and last else "end" if i == last and last else "middle",
+        }
         for i, label in enumerate(labels)
-        if i % step == 0 or i == count - 1
+        # Always label the last day; drop a regular label that would crowd it.
+        if i == last or (i % step == 0 and last - i >= step / 2)
     ]
+    for k, label in enumerate(x_labels):
+        # Phones hide every other label (routeplane.css), counted back from the last one, which
+        # stays: the labels there are bigger relative to the chart and would run together.
+        label["minor"] = (len(x_labels) - 1 - k) % 2 == 1
     return {
         "title": title,
         "lines": lines,
@@ -153,14 +173,11 @@ def charts_for(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
     labels = [str(pick(d, "day", "")) for d in days]
 
     def col(name: str) -> list[float | None]:
-        out = []
-        for d in days:
-            value = pick(d, name)
-            # A day without requests has no rate or latency (0 would read as a real value).
-            if name not in ("actual_cost", "baseline_cost") and not d.get("total_requests"):
-                value = None
-            out.append(float(value) if isinstance(value, int | float) else None)
-        return out
+        # Rates and latency are already None on days without requests (_normalise_days): such
+        # a day gets no point, rather than a point at 0 that would read as a real value.
+        return [
+            float(value) if isinstance(value := pick(d, name), int | float) else None for d in days
+        ]
 
     return [
         line_chart(
@@ -197,13 +214,9 @@ def charts_for(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fixed_max=1.0,
         ),
         line_chart(
-            title="Latency (ms)",
+            title="Average latency (ms)",
             labels=labels,
-            series=(
-                [("p95", col("latency_p95_ms"), "s-p95"), ("p50", col("latency_p50_ms"), "s-p50")]
-                if any(v is not None for v in col("latency_p95_ms"))
-                else [("Average", col("average_latency_ms"), "s-p50")]
-            ),
+            series=[("Average", col("average_latency_ms"), "s-p50")],
             fmt="ms",
         ),
     ]
@@ -213,7 +226,8 @@ def _normalise_days(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for d in days:
         row = {name: pick(d, name) for name in CSV_COLUMNS}
-        row["average_latency_ms"] = d.get("average_latency_ms")
+        if not row["total_requests"]:
+            row.update(dict.fromkeys(PER_REQUEST_COLUMNS))
         out.append(row)
     return out
 
@@ -229,7 +243,7 @@ def savings_fraction(report: dict[str, Any] | None) -> float | None:
 # --- Views -----------------------------------------------------------------------------------
 
 
-@vary_on_headers("HX-Request")
+@vary_on_headers(*HTMX_VARY)
 @dashboard_view()
 def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
     router = _router(slug)
@@ -243,7 +257,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
         "period": period,
         "periods": PERIODS,
         "report": report,
-        "summary": {name: pick(report, name) for name in CSV_COLUMNS if name != "day"},
+        "summary": {name: pick(report, name) for name in SUMMARY_FIELDS},
         "days": days,
         "charts": charts_for(days) if days else [],
         "by_domain": list((report or {}).get("by_domain") or []),
@@ -251,8 +265,11 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
         "read_only": not request.is_operator,
     }
     context["summary"]["savings_fraction"] = savings_fraction(report)
+    if not context["summary"]["total_requests"]:
+        # As on the daily rows: with no request in the period, rates and latency are unknown.
+        context["summary"].update(dict.fromkeys(SUMMARY_PER_REQUEST))
     template = "tracking/savings.html"
-    if request.htmx:
+    if htmx_partial(request):
         template += "#savings-body"
     return render(request, template, context)
 

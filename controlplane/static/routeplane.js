@@ -13,6 +13,19 @@
     if (status === 403) show("Not allowed: viewers cannot change routers. Nothing was changed.");
     else show("The server answered " + status + ". Nothing may have changed; reload to check.");
   });
+  // base.html does not swap 4xx/5xx answers (a stray error page must not land in a panel). A
+  // target that shows the server's own explanation opts in per status: data-swap-errors="503"
+  // on "Recompute now"'s status, so "the task queue is unreachable" is shown, not dropped. Only
+  // an answer that is that target's own partial is swapped, never a proxy's error page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var codes = target && target.getAttribute("data-swap-errors");
+    var own = target && String(event.detail.serverResponse).indexOf('id="' + target.id + '"') !== -1;
+    if (codes && own && codes.split(/\s+/).indexOf(String(event.detail.xhr.status)) !== -1) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false; // the swapped message says it; no second, generic toast
+    }
+  });
   document.addEventListener("htmx:sendError", function () {
     show("Cannot reach Routeplane. Check your connection; nothing was sent.");
   });

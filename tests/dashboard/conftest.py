@@ -1,8 +1,27 @@
-"""Dashboard fixtures: logged-in Django test clients per role, and a clean login limiter."""
+"""Dashboard fixtures: logged-in Django test clients per role, and a clean login limiter.
+
+Also lists, at the end of the run, the screenshots the browser tests wrote (test-artifacts/):
+they are meant to be looked at, not only written.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# This conftest is imported at collection, before any test runs: older files are not this run's.
+_RUN_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    shots = sorted(path for path in ARTIFACTS.glob("*.png") if path.stat().st_mtime >= _RUN_STARTED)
+    if shots:
+        terminalreporter.write_sep("-", f"{len(shots)} screenshots written")
+        for path in shots:
+            terminalreporter.write_line(str(path))
 
 
 @pytest.fixture(autouse=True)

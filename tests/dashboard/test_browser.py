@@ -1,6 +1,7 @@
 """End to end in a real Chromium (Debian's), driven by Playwright, against the live server.
 
-Screenshots of each main page land in test-artifacts/ (gitignored) at laptop and phone widths.
+Screenshots of each main page land in test-artifacts/ (gitignored) at laptop and phone widths;
+each path is printed, and tests/dashboard/conftest.py lists them at the end of the run.
 """
 
 from __future__ import annotations
@@ -8,15 +9,18 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from controlplane import services
 from controlplane.actors import Actor
-from controlplane.models import AuditEntry
+from controlplane.models import ApiKey, AuditEntry, RouterClient
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are sync.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -37,6 +41,14 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+
+ADVANCE_CONFIRM = "Move Checkout router to Single domain? One domain routed through RouteLLM."
+ENGAGE_CONFIRM = (
+    "Engage the kill switch on Checkout router? RouteLLM routing stops for every request."
+)
+ROLLBACK_CONFIRM = (
+    "Roll Checkout router back to revision 2? Its config, flags and phase become current."
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,24 +76,53 @@ def _no_persistent_db_connections():
     settings_dict["CONN_MAX_AGE"] = old
 
 
+class Dialogs:
+    """Answers every dialog (OK, as an operator would, unless `accept` is False) and keeps its
+    message, so a test can assert which confirms were asked."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.accept = True
+
+    def __call__(self, dialog) -> None:
+        self.messages.append(dialog.message)
+        if self.accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    def wait_for(self, page, message: str, count: int = 1) -> None:
+        """Until `message` has been asked `count` times (the page's events need the loop)."""
+        deadline = time.monotonic() + 5
+        while self.messages.count(message) < count:
+            assert time.monotonic() < deadline, f"no dialog {message!r}; saw {self.messages}"
+            page.wait_for_timeout(20)
+
+
 @pytest.fixture
-def page(browser):
+def dialogs() -> Dialogs:
+    return Dialogs()
+
+
+@pytest.fixture
+def page(browser, dialogs):
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     page.set_default_timeout(15_000)
-    # Accept every hx-confirm dialog, as an operator clicking OK would.
-    page.on("dialog", lambda dialog: dialog.accept())
+    page.on("dialog", dialogs)
     yield page
     context.close()
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, sizes: tuple[dict[str, int], ...] = (LAPTOP, PHONE)) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.set_viewport_size(LAPTOP)
-    page.screenshot(path=str(ARTIFACTS / f"{name}-1280.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-    page.screenshot(path=str(ARTIFACTS / f"{name}-390.png"), full_page=True)
-    page.set_viewport_size(LAPTOP)
+    before = page.viewport_size
+    for size in sizes:
+        page.set_viewport_size(size)
+        path = ARTIFACTS / f"{name}-{size['width']}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+    page.set_viewport_size(before)
 
 
 def log_in(page, base: str, username: str, password: str) -> None:
@@ -100,6 +141,25 @@ def wait_for_revision(flags, number: int, timeout: float) -> float:
             return time.monotonic() - start
         time.sleep(0.01)
     raise AssertionError(f"SDK still at revision {flags.document().get('revision')}, not {number}")
+
+
+def propagation(page, flags, path: str, number: int, act: Callable[[], None]) -> float:
+    """Seconds from the write's HTTP answer reaching the browser to the SDK holding `number`.
+
+    The clock starts when the answer is in, not when the page has swapped it in, so the time the
+    browser spends rendering cannot hide a slow SDK.
+    """
+    assert flags.document().get("revision") == number - 1  # the SDK waits in its long-poll
+
+    def is_the_write(response) -> bool:
+        return response.request.method == "POST" and path in response.url
+
+    with page.expect_response(is_the_write) as answer:
+        act()
+    assert answer.value.status == 200, answer.value.text()[:500]
+    seconds = wait_for_revision(flags, number, timeout=1.0)
+    print(f"SDK at revision {number} {seconds * 1000:.0f} ms after the {path} answer")
+    return seconds
 
 
 def _events(router) -> None:
@@ -126,13 +186,22 @@ def _events(router) -> None:
 
 
 def test_operator_path__phase_kill_switch_rollback__sdk_follows_and_audit_lists_them(
-    transactional_db, live_server, page, router, router_key, operator_user, tmp_path, monkeypatch
+    transactional_db,
+    live_server,
+    page,
+    dialogs,
+    router,
+    router_key,
+    operator_user,
+    tmp_path,
+    monkeypatch,
 ):
     from routing import FeatureFlags
     from routing.client import FlagsPoller
 
-    # Short long-polls, so no server thread still holds the test database when the test ends.
-    monkeypatch.setitem(FlagsPoller.__init__.__kwdefaults__, "wait_seconds", 1)
+    # The SDK's real long-poll (30 s): a new revision within a second of the write can only come
+    # from the waiting poll being woken, not from a poll that happened to time out and return.
+    monkeypatch.setitem(FlagsPoller.__init__.__kwdefaults__, "wait_seconds", 30)
 
     base = live_server.url
     other = Actor("user:someone-else", "10.0.0.9")
@@ -142,6 +211,7 @@ def test_operator_path__phase_kill_switch_rollback__sdk_follows_and_audit_lists_
     flags = FeatureFlags(url=base, api_key=router_key, cache_path=tmp_path / "flags.json")
     try:
         wait_for_revision(flags, 2, timeout=5)
+        assert flags.poller.wait_seconds == 30
         assert not flags.is_enabled(FeatureFlags.ROUTELLM_TECHNICAL_DOMAIN)
 
         page.goto(f"{base}/routers/checkout/")
@@ -151,33 +221,53 @@ def test_operator_path__phase_kill_switch_rollback__sdk_follows_and_audit_lists_
         page.goto(f"{base}/routers/checkout/")
         page.wait_for_url(f"{base}/routers/checkout/")
 
-        # Monitoring -> single domain (technical), one click (plus the confirm).
+        # Monitoring -> single domain (technical), one click plus the confirm.
         page.get_by_label("Domain", exact=True).select_option("technical")
-        page.get_by_role("button", name="Advance to Single domain").click()
+        advance = page.get_by_role("button", name="Advance to Single domain")
+        assert propagation(page, flags, "/phase/", 3, advance.click) < 1.0
+        assert dialogs.messages == [ADVANCE_CONFIRM]
         page.get_by_text("Now at revision 3").wait_for()
-        assert wait_for_revision(flags, 3, timeout=1.0) < 1.0
         assert flags.is_enabled(FeatureFlags.ROUTELLM_TECHNICAL_DOMAIN)
         assert page.locator("#current-revision").inner_text() == "#3"
 
-        # Kill switch, with a reason.
+        # Kill switch, with a reason. It asks first, and Cancel changes nothing.
         page.get_by_label("Reason (required, kept in the audit log)").fill("weak model fails tests")
-        page.get_by_role("button", name="Engage kill switch").click()
+        engage = page.get_by_role("button", name="Engage kill switch")
+        dialogs.accept = False
+        engage.click()
+        dialogs.wait_for(page, ENGAGE_CONFIRM)
+        page.wait_for_timeout(500)  # time for a request that must not be sent
+        router.refresh_from_db()
+        assert router.current_revision.number == 3 and not router.current_revision.kill_switch
+        assert page.locator("#current-revision").inner_text() == "#3"
+        dialogs.accept = True
+        assert propagation(page, flags, "/kill-switch/", 4, engage.click) < 1.0
+        dialogs.wait_for(page, ENGAGE_CONFIRM, count=2)
         page.get_by_text("Kill switch engaged: routing is off.").wait_for()
-        assert wait_for_revision(flags, 4, timeout=1.0) < 1.0
         assert not flags.is_enabled(FeatureFlags.ROUTELLM_TECHNICAL_DOMAIN)
         assert page.get_by_role("button", name="Release kill switch").is_visible()
 
         # Roll back to revision 2 from the history.
-        page.locator("#revision-2").get_by_role("button", name="Roll back to this").click()
+        rollback = page.locator("#revision-2").get_by_role("button", name="Roll back to this")
+        assert propagation(page, flags, "/rollback/2/", 5, rollback.click) < 1.0
         page.get_by_text("Rolled back to revision 2.").wait_for()
-        assert wait_for_revision(flags, 5, timeout=1.0) < 1.0
         assert flags.document()["phase"] == "monitoring"
         assert flags.document()["kill_switch"] is True  # a rollback keeps the kill switch
+        assert dialogs.messages == [
+            ADVANCE_CONFIRM,
+            ENGAGE_CONFIRM,
+            ENGAGE_CONFIRM,
+            ROLLBACK_CONFIRM,
+        ]
         shoot(page, "router")
     finally:
         if flags.poller is not None:
             flags.poller.stop()
-            time.sleep(1.2)  # the server side of the last long-poll runs out
+        # The server side of the SDK's last long-poll would hold a live-server thread and its
+        # database connection for up to 30 s more; it rechecks the key every 0.1 s, and a
+        # revoked key ends it at once.
+        ApiKey.objects.filter(router=router).update(revoked_at=timezone.now())
+        time.sleep(0.5)
 
     # The audit page lists all three, attributed to the operator.
     page.get_by_role("link", name="Audit log").first.click()
@@ -219,3 +309,201 @@ def test_viewer__no_enabled_action_anywhere(
     page.goto(f"{base}/routers/checkout/")
     assert page.get_by_text("Viewers cannot change routers").first.is_visible()
     shoot(page, "router-viewer")
+
+
+def focused(page) -> str:
+    return page.evaluate("document.activeElement.id || document.activeElement.className")
+
+
+def test_keyboard__tab_to_the_kill_switch_and_operate_controls(
+    transactional_db, live_server, page, dialogs, router, operator_user
+):
+    base = live_server.url
+    services.set_phase(router=router, phase="monitoring", actor=Actor("user:x"))
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.goto(f"{base}/routers/checkout/")
+
+    page.keyboard.press("Tab")
+    assert focused(page) == "skip-link"
+    for _ in range(30):  # through the header and page links, in document order
+        page.keyboard.press("Tab")
+        if focused(page) == "id_kill_reason":
+            break
+    else:
+        pytest.fail("Tab never reached the kill switch's reason")
+    page.keyboard.type("keyboard-only incident drill")
+    page.keyboard.press("Tab")
+    assert focused(page) == "kill-button"
+    with page.expect_response(lambda r: "/kill-switch/" in r.url) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 200
+    assert dialogs.messages == [ENGAGE_CONFIRM]  # Enter asks first, like a click
+    page.get_by_text("Kill switch engaged: routing is off.").wait_for()
+    router.refresh_from_db()
+    assert router.current_revision.kill_switch_reason == "keyboard-only incident drill"
+    # The panel was swapped; focus stays on the switch (now "Release") instead of the page top.
+    assert focused(page) == "kill-button"
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Release kill switch"
+
+    # A flag: Space ticks the box, the rollout is typed, Space on Save submits.
+    page.locator("#id_flag_routellm_a_b_testing_enabled").focus()
+    page.keyboard.press("Space")
+    assert page.locator("#id_flag_routellm_a_b_testing_enabled").is_checked()
+    page.keyboard.press("Tab")
+    assert focused(page) == "id_flag_routellm_a_b_testing_rollout_percent"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("25")
+    page.keyboard.press("Tab")
+    assert focused(page) == "flag-save-routellm_a_b_testing"
+    with page.expect_response(lambda r: "/flags/routellm_a_b_testing/" in r.url) as answer:
+        page.keyboard.press("Space")
+    assert answer.value.status == 200
+    page.get_by_text("Flag routellm_a_b_testing saved.").wait_for()
+    router.refresh_from_db()
+    state = router.current_revision.flags_dict()["routellm_a_b_testing"]
+    assert state == {"enabled": True, "rollout_percent": 25}
+    assert focused(page) == "flag-save-routellm_a_b_testing"
+
+
+OVERFLOW = """
+    () => ({
+      width: document.documentElement.scrollWidth,
+      wide: [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                     && !e.closest('.table-scroll'))
+        .slice(0, 5)
+        .map(e => `${e.tagName}.${e.className} ${(e.textContent || '').slice(0, 40)}`)
+    })
+"""
+
+
+def test_phone_width__no_horizontal_overflow(
+    transactional_db, live_server, page, router, router_key, operator_user
+):
+    base = live_server.url
+    actor = Actor("user:someone-with-a-rather-long-name@example.com", "10.0.0.9")
+    services.set_phase(router=router, phase="monitoring", actor=actor)
+    services.set_phase(router=router, phase="single_domain", domain="technical", actor=actor)
+    services.update_config(
+        router=router,
+        changes={"domain_routing_overrides": {"medical": {"enabled": True, "threshold": 0.05}}},
+        actor=actor,
+    )
+    services.set_kill_switch(
+        router=router,
+        engaged=True,
+        reason="the weak model answers wrong in legal; waiting for the vendor's fix (ticket 4711)",
+        actor=actor,
+    )
+    services.create_router(
+        slug="payments-eu-west-1-production-canary",
+        name="Payments EU west 1 production canary",
+        actor=actor,
+    )
+    RouterClient.objects.create(
+        router=router,
+        client_id="worker-7f9c2d1e.payments.internal:48213",
+        sdk_version="routeplane-python/0.1.0",
+        revision=2,
+    )
+    _events(router)
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.set_viewport_size(PHONE)
+    pages = {
+        "overview": "/",
+        "router": "/routers/checkout/",
+        "savings": "/routers/checkout/savings/?days=30",
+        "audit": "/audit/",
+    }
+    for name, path in pages.items():
+        page.goto(f"{base}{path}")
+        if name == "savings":
+            page.locator("details summary").click()  # the daily table too
+        found = page.evaluate(OVERFLOW)
+        assert found["width"] <= PHONE["width"] + 1, (path, found)
+        shoot(page, f"phone-{name}", sizes=(PHONE,))
+
+
+def test_recompute__queue_down_is_said__then_queued_running_done(
+    transactional_db, live_server, page, router, operator_user, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    import tracking.tasks
+
+    class QueueDown:
+        def delay(self, router_id: int):
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tracking.tasks, "recompute_savings", QueueDown())
+    base = live_server.url
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.goto(f"{base}/routers/checkout/savings/")
+    status = page.locator("#recompute-status")
+    requests = page.locator(".kpi", has_text="Requests").locator("strong")
+    expect(requests).to_have_text("0")
+
+    # 503: base.html swaps no 5xx, but this answer is the status partial and is shown.
+    page.get_by_role("button", name="Recompute now").click()
+    expect(status).to_contain_text("the task queue is unreachable")
+    expect(page.locator("#connection-error")).to_be_hidden()  # no generic toast on top
+
+    # The queue is back: a stand-in task whose states the status view reads in turn.
+    polls: list[str] = []
+
+    class Worker:
+        def delay(self, router_id: int):
+            _events(router)  # what the recompute will have found
+            return SimpleNamespace(id=str(uuid.uuid4()))
+
+    class Result:
+        def __init__(self, task_id: str) -> None:
+            polls.append(task_id)
+            running = len(polls) == 1
+            self.state = "PROGRESS" if running else "SUCCESS"
+            self.info = {"done": 1, "total": 2} if running else {"changed": 60}
+
+    monkeypatch.setattr(tracking.tasks, "recompute_savings", Worker())
+    monkeypatch.setattr("celery.result.AsyncResult", Result)
+    page.get_by_role("button", name="Recompute now").click()
+    expect(status).to_contain_text("Queued")
+    expect(status).to_contain_text("Recomputing… 50 %")
+    expect(status).to_contain_text("✓ Recomputed.")
+    expect(requests).to_have_text("60")  # the figures reloaded...
+    page.wait_for_timeout(1500)  # (a poll that should have stopped would show here)
+    expect(status).to_have_text("✓ Recomputed.")  # ...and the done state stayed
+    assert len(polls) == 2
+
+
+def test_back_button__history_cache_miss__full_page_restored(
+    transactional_db, live_server, page, router, operator_user
+):
+    base = live_server.url
+    services.set_phase(router=router, phase="monitoring", actor=Actor("user:x"))
+    log_in(page, base, "olivia", "operator-pass-123")
+
+    def back_restores_from_server() -> None:
+        with page.expect_response(
+            lambda r: r.request.headers.get("hx-history-restore-request") == "true"
+        ) as restore:
+            page.go_back()
+        assert restore.value.status == 200
+        expect(page.locator("header.topbar")).to_have_count(1)
+        expect(page.locator("main#main")).to_have_count(1)
+
+    page.goto(f"{base}/routers/checkout/savings/?days=7")
+    # No history cache: Back must fetch the page again (HX-History-Restore-Request).
+    page.evaluate("htmx.config.historyCacheSize = 0")
+    page.get_by_role("link", name="30 days").click()
+    page.wait_for_url("**/savings/?days=30")
+    back_restores_from_server()
+    expect(page.locator("#savings-body .segmented a.active")).to_have_text("7 days")
+    expect(page.locator("#savings-body")).to_have_count(1)
+
+    page.goto(f"{base}/audit/")
+    page.evaluate("htmx.config.historyCacheSize = 0")
+    page.get_by_label("Action").select_option("phase.set")
+    page.wait_for_url(lambda url: "action=phase.set" in url)
+    back_restores_from_server()
+    expect(page.locator("form.filters")).to_have_count(1)
+    expect(page.locator("#audit-results")).to_have_count(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -132,3 +133,142 @@ def test_recompute__real_worker__progress_until_success(operator_client, router,
     assert "✓ Recomputed." in status.content.decode(), (status.content.decode(), log_tail)
     assert status["HX-Trigger"] == "savings-recomputed"
     assert 'hx-trigger="every 1s"' not in status.content.decode()  # polling stops
+
+
+# --- "Recompute now": the status outlives the figures' reload; errors are shown ---------------
+
+
+class FakeResult:
+    """celery.result.AsyncResult for a task in a given state (no result backend needed)."""
+
+    state = "SUCCESS"
+    info: object = {"changed": 3}
+
+    def __init__(self, task_id):
+        self.id = task_id
+
+
+def test_savings__recompute_status__outside_the_reloaded_body(operator_client, with_events):
+    page = operator_client.get("/routers/checkout/savings/").content.decode()
+    assert page.count('id="recompute-status"') == 1
+    assert page.index('id="recompute-status"') < page.index('id="savings-body"')
+    # What "savings-recomputed" reloads: the figures, without the status or its button.
+    body = operator_client.get("/routers/checkout/savings/?days=7", **HX).content.decode()
+    assert 'hx-trigger="savings-recomputed from:body"' in body
+    assert "recompute-status" not in body and "Recompute now" not in body
+    assert ">9<" in body
+
+
+def test_recompute_status__success__done_and_figures_reload(operator_client, router, monkeypatch):
+    monkeypatch.setattr("celery.result.AsyncResult", FakeResult)
+    task_id = str(uuid.uuid4())
+    response = operator_client.get(f"/routers/checkout/savings/recompute/{task_id}/", **HX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "✓ Recomputed." in body and 'id="recompute-status"' in body
+    assert "every 1s" not in body  # polling stops
+    # The trigger reloads #savings-body, which no longer holds this status: it stays.
+    assert response["HX-Trigger"] == "savings-recomputed"
+
+
+def test_recompute_status__progress__running_with_percent(operator_client, router, monkeypatch):
+    class Running(FakeResult):
+        state = "PROGRESS"
+        info = {"done": 1, "total": 4}
+
+    monkeypatch.setattr("celery.result.AsyncResult", Running)
+    task_id = str(uuid.uuid4())
+    response = operator_client.get(f"/routers/checkout/savings/recompute/{task_id}/", **HX)
+    body = response.content.decode()
+    assert "Recomputing… 25 %" in body and 'hx-trigger="every 1s"' in body
+    assert "HX-Trigger" not in response
+
+
+def test_recompute__broker_down__503_partial_htmx_swaps(operator_client, router, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    class QueueDown:
+        def delay(self, *args):
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("tracking.tasks.recompute_savings", QueueDown())
+    response = operator_client.post("/routers/checkout/savings/recompute/", **HX)
+    assert response.status_code == 503
+    body = response.content.decode()
+    assert "<html" not in body and 'id="recompute-status"' in body
+    assert "the task queue is unreachable" in body
+    # base.html does not swap 5xx; this target opts in for 503 (routeplane.js), and so does
+    # the element that replaces it, so a retry's answer is shown the same way.
+    assert 'data-swap-errors="503"' in body
+    page = operator_client.get("/routers/checkout/savings/").content.decode()
+    assert re.search(r'<div id="recompute-status"[^>]* data-swap-errors="503"', page)
+
+
+def test_recompute__tasks_unavailable__503_partial(operator_client, router, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tracking.tasks", None)  # the import fails
+    response = operator_client.post("/routers/checkout/savings/recompute/", **HX)
+    assert response.status_code == 503
+    body = response.content.decode()
+    assert "Recompute is not available on this server." in body
+    assert 'data-swap-errors="503"' in body and "<html" not in body
+
+
+# --- CSV columns and days without traffic -----------------------------------------------------
+
+
+def test_savings_csv__columns__average_latency_no_empty_percentiles(viewer_client, with_events):
+    response = viewer_client.get("/routers/checkout/savings.csv?days=7")
+    reader = csv.DictReader(io.StringIO(response.content.decode()))
+    assert reader.fieldnames == [
+        "day",
+        "total_requests",
+        "routellm_requests",
+        "actual_cost",
+        "baseline_cost",
+        "estimated_savings",
+        "savings_percent",
+        "strong_share",
+        "success_rate",
+        "fallback_rate",
+        "average_latency_ms",
+        "unpriced_requests",
+    ]
+    rows = {r["day"]: r for r in reader}
+    # The days the events were stamped with (5 minutes back: see _events).
+    today = rows[(timezone.now() - timedelta(minutes=5)).date().isoformat()]
+    assert float(today["average_latency_ms"]) == pytest.approx(102.5)  # 100..105 ms
+    two_days_ago = rows[(timezone.now() - timedelta(days=2, minutes=5)).date().isoformat()]
+    assert float(two_days_ago["average_latency_ms"]) == pytest.approx(101.0)  # 100..102 ms
+    # A day without requests has costs (0) but no rates or latency: blank, not 0.
+    quiet = [r for r in rows.values() if r["total_requests"] == "0"]
+    assert quiet
+    for row in quiet:
+        assert row["actual_cost"] == "0.0"
+        assert row["average_latency_ms"] == row["success_rate"] == row["savings_percent"] == ""
+
+
+def test_savings__no_events__rates_are_dashes(operator_client, router):
+    body = operator_client.get("/routers/checkout/savings/").content.decode()
+    assert "0.0 %" not in body and "— / — ms" in body
+
+
+@pytest.mark.parametrize("days", [2, 8, 31, 32, 91])
+def test_chart_x_labels__ends_grow_inwards_and_phones_keep_every_other(days):
+    from tracking.views import line_chart
+
+    labels = [f"2026-01-{i:02d}" if i < 32 else f"2026-02-{i - 31:02d}" for i in range(1, days + 1)]
+    chart = line_chart(title="t", labels=labels, series=[("s", [1.0] * days, "c")])
+    x_labels = chart["x_labels"]
+    assert x_labels[-1]["text"] == labels[-1][5:]  # the last day is always labelled
+    assert (x_labels[0]["anchor"], x_labels[-1]["anchor"]) == ("start", "end")
+    assert {label["anchor"] for label in x_labels[1:-1]} <= {"middle"}
+    # Phones show the last label and every other one back from it.
+    assert [label["minor"] for label in reversed(x_labels)] == [
+        k % 2 == 1 for k in range(len(x_labels))
+    ]
+    # No label crowds the last one: neighbours are at least half a step apart.
+    xs = [float(label["x"]) for label in x_labels]
+    gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    assert min(gaps) >= max(gaps) / 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -493,3 +494,114 @@ def test_action__csrf_enforced(router, operator_user):
     )
     assert response.status_code == 200
     assert counts(router)[0] == before[0] + 1
+
+
+# --- Overview without traffic -----------------------------------------------------------------
+
+
+def test_overview__no_traffic_today__dashes_not_zeroes(operator_client, router):
+    body = operator_client.get("/").content.decode()
+    # The selector's defaults for a quiet day are zeros: shown, they read as a 0 % outage.
+    assert "0.0 %" not in body and "$0.00" not in body
+    assert body.count('title="No traffic today"') == 2  # savings and success
+    assert body.count('<span class="visually-hidden">no traffic today</span>') == 2
+
+
+def test_overview__stats_unavailable__dashes_say_so(operator_client, router, monkeypatch):
+    import tracking.selectors
+
+    def broken(**kwargs):
+        raise RuntimeError("tracking is down")
+
+    monkeypatch.setattr(tracking.selectors, "overview_stats", broken)
+    response = operator_client.get("/")
+    assert response.status_code == 200
+    assert response.content.decode().count('title="Figures unavailable"') == 2
+
+
+# --- Back button: htmx history restore ------------------------------------------------------------
+
+RESTORE = {"HTTP_HX_REQUEST": "true", "HTTP_HX_HISTORY_RESTORE_REQUEST": "true"}
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("/audit/?action=rollback", 'id="audit-results"'),
+        ("/audit/?page=1", 'id="audit-results"'),
+        ("/routers/checkout/savings/?days=30", 'id="savings-body"'),
+        ("/", 'id="router-table"'),
+        ("/routers/checkout/", 'id="router-panel"'),
+    ],
+)
+def test_page__htmx_history_restore__full_page(operator_client, router, url, part):
+    partial = operator_client.get(url, **HX)
+    assert "<html" not in partial.content.decode() and part in partial.content.decode()
+    # Back after hx-push-url, history cache missed: htmx swaps this answer in for the whole
+    # body, so it must be the page with its header and navigation, not the partial.
+    response = operator_client.get(url, **RESTORE)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.startswith("<!doctype html>") and '<header class="topbar">' in body and part in body
+    # A cached partial must never answer a restore (nor a restore a partial request).
+    assert {"HX-Request", "HX-History-Restore-Request"} <= {
+        v.strip() for v in response["Vary"].split(",")
+    }
+
+
+# --- Accessibility: ids and what aria-describedby points at -----------------------------------
+
+
+def assert_ids_unique_and_described(body: str) -> None:
+    ids = re.findall(r'\sid="([^"]+)"', body)
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert duplicates == [], duplicates
+    for value in re.findall(r'aria-describedby="([^"]+)"', body):
+        for ref in value.split():
+            assert ref in ids, f"aria-describedby points at missing id {ref!r}"
+
+
+def test_router_page__ids_unique_and_help_text_described(operator_client, router):
+    body = operator_client.get("/routers/checkout/").content.decode()
+    assert_ids_unique_and_described(body)
+    # Django 5.2 points the input at <id>_helptext; the help text must carry that id.
+    assert 'aria-describedby="id_threshold_helptext"' in body
+    assert 'id="id_threshold_helptext"' in body
+
+
+def test_config__bad_input__error_and_help_described(operator_client, router):
+    response = operator_client.post(
+        "/routers/checkout/config/", _config_post(current(router), threshold="abc"), **HX
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'aria-describedby="id_threshold_helptext id_threshold_error"' in body
+    assert 'aria-invalid="true"' in body
+    assert_ids_unique_and_described(body)
+
+
+def test_kill_switch__reason_with_two_errors__one_error_id(operator_client, router):
+    response = operator_client.post(
+        "/routers/checkout/kill-switch/",
+        {"engaged": "true", "reason": "x" * 2001, "expected_revision": 1},
+        **HX,
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    # Too long, and then (the field being dropped) no reason: two messages, one container.
+    assert "at most 2000 characters" in body and "say why you engage" in body
+    assert body.count('id="id_kill_reason_error"') == 1
+    assert 'aria-describedby="id_kill_reason_error"' in body
+    assert_ids_unique_and_described(body)
+
+
+def test_flag__bad_rollout__error_described(operator_client, router):
+    response = operator_client.post(
+        "/routers/checkout/flags/routellm_enabled/",
+        {"enabled": "on", "rollout_percent": "101", "expected_revision": 1},
+        **HX,
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'aria-describedby="id_flag_routellm_enabled_rollout_percent_error"' in body
+    assert_ids_unique_and_described(body)
