@@ -2,7 +2,7 @@
 
 `import routing` loads only the config module; the rest (flags poller, tracker, DomainRouter)
 is imported on first use through the module `__getattr__` below, and routellm (torch) only when
-a DomainRouter first routes a request through RouteLLM.
+a DomainRouter is built.
 """
 
 from __future__ import annotations

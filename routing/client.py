@@ -4,7 +4,9 @@ It long-polls `GET /api/v1/flags?wait=30` with the ETag it holds, keeps the newe
 memory (a plain reference swap, so readers never lock), and saves each new one to disk as the
 last-known-good copy for the next start. Whatever happens on the network, readers get a
 document: the server's, else the disk cache, else a bootstrap file, else the safe default
-(routing off). Problems are logged once per kind of problem, not once per attempt.
+(routing off). A document is validated whole before it is used, wherever it comes from.
+Problems are logged once per kind of problem, not once per attempt. After `os.fork()` a child
+restarts its own poller on its next read.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import random
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from routing.evaluation import safe_default_document
-from routing.remote import Remote, request
+from routing.evaluation import document_errors, safe_default_document
+from routing.remote import HttpResult, Remote, request
 
 log = logging.getLogger("routing.client")
 
@@ -55,27 +58,38 @@ def _identity(remote: Remote) -> str:
     return hashlib.sha256(f"{remote.url.rstrip('/')}\n{remote.api_key}".encode()).hexdigest()[:32]
 
 
+class InvalidDocument(ValueError):
+    """A flags answer that is not a valid flags document; it is rejected whole."""
+
+
 def is_document(value: object) -> bool:
-    """A sanity check on what the server (or a file) gave us, before trusting it."""
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("flags"), dict)
-        and isinstance(value.get("config"), dict)
-        and isinstance(value.get("revision"), int)
-    )
+    """Whether the server (or a file) gave us a document that is safe to decide on."""
+    return not document_errors(value)
 
 
 def read_document_file(path: Path, *, identity: str | None = None) -> dict[str, Any] | None:
-    """A cached or bootstrap document, or None if missing, unreadable or someone else's."""
+    """A cached or bootstrap document, or None if missing, unreadable, invalid or someone else's."""
+    return _read_document_file(path, identity)[0]
+
+
+def _read_document_file(path: Path, identity: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The document, or None and why (an empty reason: missing or someone else's, not a fault)."""
     try:
         data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"unreadable ({exc})"
+    except orjson.JSONDecodeError:
+        return None, "not JSON"
     if isinstance(data, dict) and "document" in data:
         if identity is not None and data.get("identity") not in (None, identity):
-            return None
+            return None, ""
         data = data["document"]
-    return data if is_document(data) else None
+    errors = document_errors(data)
+    if errors:
+        return None, "invalid: " + "; ".join(errors[:3])
+    return data, ""
 
 
 def write_document_file(path: Path, document: Mapping[str, Any], etag: str | None, identity: str):
@@ -118,7 +132,7 @@ class FlagsPoller:
         self.bootstrap_path = Path(bootstrap) if bootstrap else None
         self.wait_seconds = wait_seconds
         self.request_timeout = request_timeout
-        self.document: dict[str, Any] = safe_default_document()
+        self._document: dict[str, Any] = safe_default_document()
         self.etag: str | None = None
         # Where the current document came from: server, cache, bootstrap or default.
         self.source = "default"
@@ -129,9 +143,23 @@ class FlagsPoller:
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        # Serialises applying documents: the poller thread and a caller's fetch_once/apply may
+        # both answer, and the older of two answers must not win by arriving last. Reentrant,
+        # as listeners run under it and may apply a document themselves.
+        self._apply_lock = threading.RLock()
         self._problem: str | None = None
         self._thread: threading.Thread | None = None
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: http.client.HTTPConnection | None = None  # the poller thread's own
+        self._fallback_loaded = False
+        self._restart_after_fork = False
+        _all_pollers.add(self)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The newest valid document (a plain read; a forked child restarts polling here)."""
+        if self._restart_after_fork:
+            self._restart_in_child()
+        return self._document
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -139,7 +167,10 @@ class FlagsPoller:
         """Start polling; wait up to `first_timeout` for the server, else use cache/bootstrap."""
         with self._lock:
             if self._thread is None:
-                self._load_fallback()
+                self._restart_after_fork = False
+                if not self._fallback_loaded:  # a forked child keeps its parent's document
+                    self._fallback_loaded = True
+                    self._load_fallback()
                 self._thread = threading.Thread(
                     target=self._run, name=f"routeplane-flags-{self.identity[:8]}", daemon=True
                 )
@@ -157,6 +188,27 @@ class FlagsPoller:
             except OSError:
                 pass
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the poller thread did not survive the fork and the connection's
+        socket is shared with the parent. Forget both, never closing or shutting down the socket
+        (that would cut the parent's long-poll), and restart on the child's next read. Locks
+        and events are replaced because another parent thread may have held them mid-fork."""
+        self._lock = threading.Lock()
+        self._apply_lock = threading.RLock()
+        for name in ("_first_answer", "_synced", "_stop"):
+            event = threading.Event()
+            if getattr(self, name).is_set():
+                event.set()
+            setattr(self, name, event)
+        self._conn = None
+        if self._thread is not None:
+            self._thread = None
+            self._restart_after_fork = not self._stop.is_set()
+
+    def _restart_in_child(self) -> None:
+        # first_timeout=0: a read must never wait; the parent's document serves meanwhile.
+        self.start(first_timeout=0)
+
     def wait_synced(self, timeout: float) -> bool:
         """True once the server has answered at least once (tests and scripts use this)."""
         return self._synced.wait(timeout)
@@ -167,16 +219,22 @@ class FlagsPoller:
     # --- applying documents ------------------------------------------------------------
 
     def _load_fallback(self) -> None:
-        cached = read_document_file(self.cache_path, identity=self.identity)
+        cached, problem = _read_document_file(self.cache_path, self.identity)
         if cached is not None:
             self._set(cached, self._cached_etag(), "cache")
             return
+        if problem:
+            log.warning("routeplane: flags cache %s is %s; not used", self.cache_path, problem)
         if self.bootstrap_path is not None:
-            boot = read_document_file(self.bootstrap_path)
+            boot, problem = _read_document_file(self.bootstrap_path, None)
             if boot is not None:
                 self._set(boot, None, "bootstrap")
                 return
-            log.warning("routeplane: bootstrap file %s is missing or invalid", self.bootstrap_path)
+            log.warning(
+                "routeplane: bootstrap file %s is %s; not used",
+                self.bootstrap_path,
+                problem or "missing",
+            )
 
     def _cached_etag(self) -> str | None:
         try:
@@ -186,7 +244,7 @@ class FlagsPoller:
         return etag if isinstance(etag, str) else None
 
     def _set(self, document: dict[str, Any], etag: str | None, source: str) -> None:
-        self.document = document
+        self._document = document
         self.etag = etag
         self.source = source
         for callback in list(self._listeners):
@@ -197,13 +255,28 @@ class FlagsPoller:
 
     def apply(self, document: dict[str, Any], etag: str | None = None) -> None:
         """Use a document obtained elsewhere (a write's answer) unless ours is already newer."""
-        if not is_document(document):
-            return
-        if document["revision"] < int(self.document.get("revision") or 0):
-            return
-        self._set(document, etag, "server")
-        if etag is not None:
-            self._save(document, etag)
+        if is_document(document):
+            self._accept(document, etag)
+
+    def _accept(self, document: dict[str, Any], etag: str | None) -> bool:
+        """Use a valid server document unless the server already gave us a newer revision.
+
+        Replicas may lag each other by up to a second, so a poll can reach one that is a
+        revision behind: going back would flap. Only documents from the server this process
+        has seen count; a cache or bootstrap file never blocks the server's (older) revision.
+        """
+        with self._apply_lock:
+            current = self._document
+            if (
+                self.source == "server"
+                and document.get("router") == current.get("router")
+                and document["revision"] < current["revision"]
+            ):
+                return False
+            self._set(document, etag, "server")
+            if etag is not None:
+                self._save(document, etag)
+        return True
 
     def _save(self, document: dict[str, Any], etag: str | None) -> None:
         try:
@@ -214,10 +287,27 @@ class FlagsPoller:
     # --- polling -----------------------------------------------------------------------
 
     def fetch_once(self, *, wait: int = 0) -> int:
-        """One GET flags; applies a new document. Returns the HTTP status (raises on I/O)."""
-        headers = {"If-None-Match": self.etag} if self.etag else {}
-        path = f"/flags?wait={wait}" if wait and self.etag else "/flags"
-        timeout = self.request_timeout + (wait if self.etag else 0)
+        """One GET flags from the caller's thread; applies a newer document. Returns the HTTP
+        status (raises on I/O or an invalid document).
+
+        It uses a connection of its own: the poller thread may be mid-long-poll on its
+        connection, and an HTTPConnection carries one request at a time.
+        """
+        headers, path, timeout = self._request_parts(wait)
+        result = request(self.remote, "GET", path, headers=headers, timeout=timeout)
+        self._handle(result)
+        return result.status
+
+    def _request_parts(self, wait: int) -> tuple[dict[str, str], str, float]:
+        etag = self.etag
+        headers = {"If-None-Match": etag} if etag else {}
+        long_poll = bool(wait and etag)  # the server holds only a request with a current ETag
+        path = f"/flags?wait={wait}" if long_poll else "/flags"
+        return headers, path, self.request_timeout + (wait if long_poll else 0)
+
+    def _poll(self, wait: int) -> str:
+        """One GET flags on the poller thread's keep-alive connection; returns the outcome."""
+        headers, path, timeout = self._request_parts(wait)
         if self._conn is None:
             self._conn = _connection(self.remote, timeout)
         self._conn.timeout = timeout
@@ -230,18 +320,35 @@ class FlagsPoller:
             raise
         if result.headers.get("connection", "").lower() == "close":
             self._drop_connection()
+        return self._handle(result)
+
+    def _handle(self, result: HttpResult) -> str:
+        """Apply an answer: "applied", "not-modified", "older" (ignored), "no-etag" (applied,
+        nothing to long-poll on) or "http-<status>". Raises InvalidDocument for a bad 200."""
         if result.status == 200:
-            document = orjson.loads(result.body)
-            if not is_document(document):
-                raise ValueError("the flags answer is not a flags document")
+            try:
+                document = orjson.loads(result.body)
+            except orjson.JSONDecodeError:
+                raise InvalidDocument("not JSON") from None
+            errors = document_errors(document)
+            if errors:
+                raise InvalidDocument("; ".join(errors[:3]))
             etag = result.headers.get("etag")
-            self._set(document, etag, "server")
-            self._save(document, etag)
-        elif result.status == 304:
+            if not self._accept(document, etag):
+                return "older"
+            if etag is None:
+                self._report(
+                    "no-etag",
+                    "the control plane answered 200 without an ETag, so there is nothing to "
+                    "long-poll on; polling at most once a second",
+                )
+                return "no-etag"
+            return "applied"
+        if result.status == 304:
             self.source = "server"
-        else:
-            self._http_problem(result.status, result.body)
-        return result.status
+            return "not-modified"
+        self._http_problem(result.status, result.body)
+        return f"http-{result.status}"
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -250,28 +357,45 @@ class FlagsPoller:
 
     def _run(self) -> None:
         delay = BACKOFF_START
+        # The first request after a (re)start or a failure must not long-poll: holding an ETag
+        # from the disk cache, it would be held by the server and FeatureFlags() would wait out
+        # its 2 s on the cache. Without `wait` a 304 confirms the cache at once.
+        wait = 0
         while not self._stop.is_set():
             try:
-                status = self.fetch_once(wait=self.wait_seconds)
+                outcome = self._poll(wait)
+            except InvalidDocument as exc:
+                outcome = "invalid"
+                self._report("invalid", f"the control plane sent an invalid flags document: {exc}")
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                status = None
+                if self._stop.is_set():  # stop() cut the request: not a control plane problem
+                    break
+                outcome = "unreachable"
                 self._report("network", f"control plane unreachable ({exc.__class__.__name__})")
-            if status in (200, 304):
-                if self._problem is not None:
-                    log.warning("routeplane: control plane reachable again (%s)", self.remote.url)
-                    self._problem = None
+            if outcome in ("applied", "not-modified", "older", "no-etag"):
                 self.failures = 0
                 self.last_success = time.monotonic()
-                delay = BACKOFF_START
                 self._synced.set()
                 self._first_answer.set()
-                continue
-            self.failures += 1
-            # Anything but a document: the first answer is "not coming", so FeatureFlags()
-            # goes on at once with the cache instead of waiting out its 2 seconds.
-            self._first_answer.set()
+                wait = self.wait_seconds
+                if outcome in ("applied", "not-modified"):
+                    if self._problem is not None:
+                        log.warning(
+                            "routeplane: control plane reachable again (%s)", self.remote.url
+                        )
+                        self._problem = None
+                    delay = BACKOFF_START
+                    continue
+                # "older" (a lagging replica) and "no-etag" are answered again at once, so back
+                # off as below instead of spinning.
+            else:
+                self.failures += 1
+                wait = 0
+                # Anything but a document: the first answer is "not coming", so FeatureFlags()
+                # goes on at once with the cache instead of waiting out its 2 seconds.
+                self._first_answer.set()
             sleep = delay * random.uniform(0.5, 1.0)
-            if status == 429:
+            if outcome == "http-429":
                 sleep = BACKOFF_CAP
             self._stop.wait(sleep)
             delay = min(BACKOFF_CAP, delay * 2)
@@ -309,6 +433,18 @@ def _connection(remote: Remote, timeout: float) -> http.client.HTTPConnection:
 
 _pollers: dict[tuple[str, str, str | None], FlagsPoller] = {}
 _pollers_lock = threading.Lock()
+_all_pollers: weakref.WeakSet[FlagsPoller] = weakref.WeakSet()  # shared or not, for fork
+
+
+def _after_fork_in_child() -> None:
+    global _pollers_lock
+    _pollers_lock = threading.Lock()  # a parent thread may have held it mid-fork
+    for poller in list(_all_pollers):
+        poller._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; gunicorn --preload, multiprocessing "fork"
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared_poller(

@@ -6,6 +6,11 @@ RouteLLM, and if so asks the configured RouteLLM router for the strong model's w
 RouteLLM failure falls back to the domain's override model, else the strong model. Every
 decision is tracked (model tier, win rate, threshold, latency, revision).
 
+RouteLLM's Controller (routellm's heavy import, checkpoints) is built when the DomainRouter is
+constructed. When the live config later names another router type, it is rebuilt on a
+background thread while requests fall back; a build that fails is logged once and its config's
+requests fall back until the config changes.
+
 Pointing the learned routers at local files (no Hugging Face download at run time): pass
 `controller_config` the way `routellm.controller.Controller(config=...)` takes it, e.g.::
 
@@ -215,6 +220,10 @@ def load_controller_class() -> type:
     return Controller
 
 
+class ControllerUnavailable(RuntimeError):
+    """RouteLLM's router for the live config is not built (yet, or its build failed)."""
+
+
 class DomainRouter:
     def __init__(
         self,
@@ -241,10 +250,24 @@ class DomainRouter:
         self.detector: DomainDetector = detector or detect_domain
         self.local_config = config or RouteLLMConfig()
         self.controller_config = controller_config
-        self._controller: Any = None
-        self._controller_key: tuple[str, str, str] | None = None
-        self._live_config: tuple[int, int, RouteLLMConfig] | None = None  # (id(doc), rev, cfg)
+        # (router type, Controller) swapped as one reference, so a request never pairs a new
+        # type with an old Controller. Keyed on the type alone: RouteLLM's routers score a
+        # prompt by itself, and the models come from the live config on every request.
+        self._built: tuple[str, Any] | None = None
+        self._building: str | None = None  # the router type a background build is making
+        self._failed: tuple[str, str] | None = None  # (router type, error) of the last failure
+        # The parsed config of the document it came from, held by reference: comparing id()s
+        # would match a new document that CPython placed at a freed old one's address.
+        self._live_config: tuple[dict[str, Any], RouteLLMConfig] | None = None
         self._lock = threading.Lock()
+        # Construction may be slow (routellm's import, checkpoints); requests may not.
+        self._build(self._decision_inputs()[1])
+
+    @property
+    def _controller(self) -> Any:
+        """The built routellm Controller, or None (bench/sdk.py reads it)."""
+        built = self._built
+        return built[1] if built is not None else None
 
     # --- config ------------------------------------------------------------------------
 
@@ -263,35 +286,71 @@ class DomainRouter:
                 },
             }, config
         cached = self._live_config
-        if cached is not None and cached[0] == id(document):
-            return document, cached[2]
+        if cached is not None and cached[0] is document:
+            return document, cached[1]
         try:
             config = RouteLLMConfig.from_dict(document.get("config") or {})
         except (TypeError, ValueError) as exc:
             log.error("routeplane: live config is invalid (%s); using the local config", exc)
             config = self.local_config
-        self._live_config = (id(document), int(document.get("revision") or 0), config)
+        self._live_config = (document, config)
         return document, config
 
     # --- RouteLLM ----------------------------------------------------------------------
 
-    def _router_for(self, config: RouteLLMConfig) -> Any:
-        """The routellm router object for this config, building the Controller once."""
-        key = (config.router_type.value, config.strong_model, config.weak_model)
-        if self._controller is None or self._controller_key != key:
+    def _build(self, config: RouteLLMConfig) -> None:
+        """Build the Controller for `config`'s router type (blocking: never on a request)."""
+        router_type = config.router_type.value
+        try:
+            controller_cls = load_controller_class()
+            kwargs: dict[str, Any] = {
+                "routers": [router_type],
+                "strong_model": config.strong_model,
+                "weak_model": config.weak_model,
+            }
+            if self.controller_config is not None:
+                kwargs["config"] = {k: dict(v) for k, v in self.controller_config.items()}
+            controller = controller_cls(**kwargs)
+        except Exception as exc:  # a missing extra or checkpoint must not break construction
+            error = f"{exc.__class__.__name__}: {exc}"[:500]
             with self._lock:
-                if self._controller is None or self._controller_key != key:
-                    controller_cls = load_controller_class()
-                    kwargs: dict[str, Any] = {
-                        "routers": [config.router_type.value],
-                        "strong_model": config.strong_model,
-                        "weak_model": config.weak_model,
-                    }
-                    if self.controller_config is not None:
-                        kwargs["config"] = {k: dict(v) for k, v in self.controller_config.items()}
-                    self._controller = controller_cls(**kwargs)
-                    self._controller_key = key
-        return self._controller.routers[config.router_type.value]
+                self._failed = (router_type, error)
+                self._building = None
+            log.error(
+                "routeplane: cannot build RouteLLM's %r router (%s); requests it would route "
+                "use the default model until the config names another router",
+                router_type,
+                error,
+            )
+            return
+        with self._lock:
+            self._built = (router_type, controller)
+            self._failed = None
+            self._building = None
+
+    def _router_for(self, config: RouteLLMConfig) -> Any:
+        """The routellm router object for this config; raises ControllerUnavailable (at once,
+        never blocking) while it is built in the background or when its build failed."""
+        router_type = config.router_type.value
+        built = self._built
+        if built is not None and built[0] == router_type:
+            return built[1].routers[router_type]
+        with self._lock:
+            failed = self._failed
+            if failed is not None and failed[0] == router_type:
+                # Logged once when the build failed; retried only when the config changes.
+                raise ControllerUnavailable(
+                    f"RouteLLM's {router_type!r} router could not be built: {failed[1]}"
+                )
+            if self._building is None:
+                self._building = router_type
+                threading.Thread(
+                    target=self._build,
+                    args=(config,),
+                    name=f"routeplane-routellm-{router_type}",
+                    daemon=True,
+                ).start()
+        raise ControllerUnavailable(f"RouteLLM's {router_type!r} router is being built")
 
     async def _strong_win_rate(self, config: RouteLLMConfig, text: str) -> float:
         router = self._router_for(config)
@@ -337,7 +396,8 @@ class DomainRouter:
                 fallback_used = True
                 error = f"{exc.__class__.__name__}: {exc}"[:500]
                 model = override.get("default_model") or config.strong_model
-                log.warning("routeplane: RouteLLM failed (%s); using %s", error, model)
+                if not isinstance(exc, ControllerUnavailable):  # that one is logged per build
+                    log.warning("routeplane: RouteLLM failed (%s); using %s", error, model)
         else:
             model = override.get("default_model") or config.strong_model
         tier = "strong" if model == strong else "weak" if model == weak else "other"

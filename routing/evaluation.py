@@ -77,6 +77,49 @@ def should_route(document: Mapping[str, Any], domain: str | None, key: str | Non
     return flag_on(flags.get(flag), flag, key)
 
 
+def document_errors(value: object) -> list[str]:
+    """Every problem with a flags document (empty when it is safe to decide on).
+
+    The rule above trusts the document's shape, so the SDK checks a whole document before using
+    it (server answer, disk cache or bootstrap file) and rejects a bad one whole: one wrong
+    value must cost a revision, never a router's request. Config fields a newer server may add
+    are ignored, and absent ones are no error (the rule reads them as off).
+    """
+    from routing.config import CONFIG_FIELDS, config_errors
+
+    if not isinstance(value, dict):
+        return ["not a JSON object"]
+    errors: list[str] = []
+    revision = value.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        errors.append("revision: must be an integer >= 0")
+    if not isinstance(value.get("kill_switch", False), bool):
+        errors.append("kill_switch: must be a boolean")
+    if not isinstance(value.get("router"), str | None):
+        errors.append("router: must be a string")
+    config = value.get("config")
+    if isinstance(config, dict):
+        known = {name: v for name, v in config.items() if name in CONFIG_FIELDS}
+        for name, messages in config_errors(known, partial=True).items():
+            errors.extend(f"config.{name}: {message}" for message in messages)
+    else:
+        errors.append("config: must be an object")
+    flags = value.get("flags")
+    if isinstance(flags, dict):
+        for name, state in flags.items():
+            if not isinstance(state, dict):
+                errors.append(f"flags.{name}: must be an object")
+                continue
+            if not isinstance(state.get("enabled"), bool):
+                errors.append(f"flags.{name}.enabled: must be a boolean")
+            percent = state.get("rollout_percent")
+            if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
+                errors.append(f"flags.{name}.rollout_percent: must be an integer 0-100")
+    else:
+        errors.append("flags: must be an object")
+    return errors
+
+
 def safe_default_document() -> dict[str, Any]:
     """What a router uses with no control plane and no cache: routing off, every flag off."""
     from routing.config import default_config_dict

@@ -14,6 +14,11 @@ OPERATOR_KEY_NEEDED = (
     "changing a flag needs an operator API key; this key may only read flags "
     "(create one with `manage.py create_api_key <router> --role operator`)"
 )
+# 401 is not a role problem: the control plane does not know the key (mistyped or revoked).
+KEY_NOT_VALID = (
+    "the control plane refused this API key: it is not valid (unknown or revoked); "
+    "use a current operator API key (`manage.py list_api_keys <router>` shows the active ones)"
+)
 
 
 class FeatureFlags:
@@ -125,8 +130,10 @@ class FeatureFlags:
             body={"enabled": enabled, "rollout_percent": 100 if enabled else 0},
             timeout=10.0,
         )
-        if result.status in (401, 403):
-            raise PermissionError(f"{OPERATOR_KEY_NEEDED} (HTTP {result.status})")
+        if result.status == 401:
+            raise PermissionError(f"{KEY_NOT_VALID} (HTTP 401)")
+        if result.status == 403:
+            raise PermissionError(f"{OPERATOR_KEY_NEEDED} (HTTP 403)")
         if result.status == 400:
             raise ValueError(f"{flag_name}: rejected by the control plane: {result.json()}")
         if result.status >= 300:

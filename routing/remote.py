@@ -17,8 +17,24 @@ import orjson
 
 SDK_VERSION = "0.1.0"
 USER_AGENT = f"routeplane-sdk/{SDK_VERSION}"
+
+
+def _new_client_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 # One id per process: the clients view shows which processes poll and which revision each runs.
-CLIENT_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+CLIENT_ID = _new_client_id()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child is another process: it must not report under its parent's id.
+    global CLIENT_ID
+    CLIENT_ID = _new_client_id()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """A tiny stand-in control plane for SDK fault tests: answers flags the way the real one does,
-or with 500s, garbage, 401s, or not at all, as a test sets `mode`."""
+or with 500s, garbage, 401s, a document without an ETag, or not at all, as a test sets `mode`.
+Flag writes (PUT) answer `write_status` (401 and 403 with the real API's messages)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ def make_document(revision: int = 1, **flags_on: int) -> dict[str, Any]:
 
 class FakePlane:
     def __init__(self, port: int = 0) -> None:
-        self.mode = "ok"  # ok | 500 | garbage | slow | 401
+        self.mode = "ok"  # ok | 500 | garbage | slow | 401 | no-etag
         self.slow_seconds = 10.0
+        self.write_status = 403
         self.requests: list[dict[str, str]] = []
+        self.paths: list[str] = []  # request line targets, e.g. "/api/v1/flags?wait=30"
         self._connections: set = set()
         self._cond = threading.Condition()
         self.set_document(make_document())
@@ -62,7 +65,14 @@ class FakePlane:
 
             def do_GET(self) -> None:  # noqa: N802
                 plane.requests.append({k.lower(): v for k, v in self.headers.items()})
+                plane.paths.append(self.path)
                 plane.handle(self)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                plane.requests.append({k.lower(): v for k, v in self.headers.items()})
+                plane.paths.append(self.path)
+                plane.handle_write(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
@@ -93,6 +103,8 @@ class FakePlane:
             return self._send(h, 401, b'{"detail": "Invalid or revoked API key."}', {})
         if self.mode == "garbage":
             return self._send(h, 200, b"<html>not json", {"ETag": '"x"'})
+        if self.mode == "no-etag":
+            return self._send(h, 200, self.body, {})
         query = parse_qs(urlsplit(h.path).query)
         wait = min(float(query.get("wait", ["0"])[0]), 60.0)
         inm = h.headers.get("If-None-Match")
@@ -103,6 +115,14 @@ class FakePlane:
         if inm == etag:
             return self._send(h, 304, b"", {"ETag": etag})
         return self._send(h, 200, body, {"ETag": etag})
+
+    def handle_write(self, h: BaseHTTPRequestHandler) -> None:
+        details = {
+            401: "Invalid or revoked API key.",
+            403: "This action needs an operator API key.",
+        }
+        body = orjson.dumps({"detail": details.get(self.write_status, "error")})
+        return self._send(h, self.write_status, body, {})
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict) -> None:

@@ -34,6 +34,9 @@ def _stop_pollers():
 def plane():
     fake = FakePlane()
     yield fake
+    # Pollers first: stopping the plane under a live poller makes it log "unreachable", which
+    # could land in the next test's captured logs.
+    stop_all_pollers()
     fake.stop()
 
 
@@ -169,7 +172,8 @@ def test_long_poll__new_revision__applied_within_100ms(plane, cache_file):
     wait_until(lambda: flags.document()["revision"] == 9, timeout=2)
 
     assert time.monotonic() - started < 0.5
-    assert plane.requests[-1]["if-none-match"] == plane.etag
+    # The next long-poll carries the new ETag (it leaves once the cache file is written).
+    wait_until(lambda: plane.requests[-1].get("if-none-match") == plane.etag, timeout=1)
 
 
 def test_cache__other_key_file__ignored(plane, tmp_path):
@@ -204,3 +208,187 @@ def test_is_enabled__never_blocks_while_server_hangs(plane, cache_file):
     for _ in range(1000):
         flags.is_enabled(ROUTELLM_ENABLED, key="k")
     assert time.perf_counter() - started < 0.5
+
+
+def _routing_on_document(revision: int, **flags_on: int) -> dict:
+    document = make_document(revision, **flags_on)
+    document["config"]["enabled"] = True
+    return document
+
+
+def test_warm_start__cache_etag_current__first_request_does_not_long_poll(plane, cache_file):
+    plane.set_document(make_document(6, routellm_cost_tracking=100))
+    _flags(plane.url, cache_file)
+    wait_until(lambda: len(plane.paths) >= 2, timeout=2)  # now in its long-poll
+    stop_all_pollers()  # a restart: the disk cache now holds the server's current ETag
+    plane.paths.clear()
+
+    started = time.monotonic()
+    flags = _flags(plane.url, cache_file)
+    elapsed = time.monotonic() - started
+
+    # The server confirms the cache with a 304 at once instead of holding a long-poll.
+    assert elapsed < 1.0
+    assert flags.poller.source == "server"
+    assert flags.poller.wait_synced(0)
+    assert "wait=" not in plane.paths[0]
+    wait_until(lambda: len(plane.paths) >= 2, timeout=2)
+    assert "wait=" in plane.paths[1]  # later polls long-poll
+
+
+BAD_DOCUMENTS = {
+    "flag state not an object": lambda d: d["flags"].__setitem__("routellm_enabled", True),
+    "rollout_percent null": lambda d: d["flags"]["routellm_enabled"].update(rollout_percent=None),
+    "rollout_percent > 100": lambda d: d["flags"]["routellm_enabled"].update(rollout_percent=150),
+    "enabled not a boolean": lambda d: d["flags"]["routellm_enabled"].update(enabled="yes"),
+    "overrides null": lambda d: d["config"].update(domain_routing_overrides=None),
+    "threshold not a number": lambda d: d["config"].update(threshold="high"),
+    "kill_switch not a boolean": lambda d: d.update(kill_switch="no"),
+}
+
+
+@pytest.mark.parametrize("damage", BAD_DOCUMENTS.values(), ids=BAD_DOCUMENTS.keys())
+def test_malformed_document_from_server__rejected_whole__keeps_last_good(
+    plane, cache_file, caplog, damage
+):
+    from routing.evaluation import should_route
+
+    plane.set_document(_routing_on_document(4, routellm_enabled=100))
+    flags = _flags(plane.url, cache_file)
+    caplog.set_level(logging.WARNING, logger="routing.client")
+    bad = _routing_on_document(5, routellm_enabled=100)
+    bad["config"]["domain_specific_routing"] = True
+    damage(bad)
+
+    plane.set_document(bad)
+    time.sleep(0.5)
+
+    assert flags.document()["revision"] == 4
+    assert flags.is_enabled(ROUTELLM_ENABLED, key="user-1") is True
+    assert should_route(flags.document(), "technical", "user-1") is True
+    assert orjson.loads(cache_file.read_bytes())["document"]["revision"] == 4
+    problems = [r for r in caplog.records if r.name == "routing.client"]
+    assert len(problems) == 1, [r.getMessage() for r in problems]
+    assert "invalid" in problems[0].getMessage()
+
+    plane.set_document(_routing_on_document(6))
+    wait_until(lambda: flags.document()["revision"] == 6, timeout=3)
+
+
+@pytest.mark.parametrize("damage", BAD_DOCUMENTS.values(), ids=BAD_DOCUMENTS.keys())
+def test_malformed_cache_or_bootstrap__ignored__safe_default(tmp_path, cache_file, damage):
+    from routing.client import write_document_file
+
+    bad = _routing_on_document(3, routellm_enabled=100)
+    damage(bad)
+    bootstrap = tmp_path / "bootstrap.json"
+    bootstrap.write_bytes(orjson.dumps(bad))
+    url = f"http://127.0.0.1:{free_port()}"
+    poller = FlagsPoller(Remote(url=url, api_key=KEY), cache_path=cache_file)
+    write_document_file(cache_file, bad, '"etag"', poller.identity)
+
+    flags = _flags(url, cache_file, bootstrap_path=bootstrap, first_timeout=0.5)
+
+    assert flags.poller.source == "default"
+    assert flags.get_all_flags()[ROUTELLM_ENABLED] is False
+    assert flags.is_enabled(ROUTELLM_ENABLED, key="user-1") is False
+
+
+def test_server_answers_an_older_revision__ignored__with_backoff(plane, cache_file):
+    plane.set_document(make_document(5, routellm_cost_tracking=100))
+    flags = _flags(plane.url, cache_file)
+
+    # Another replica, a revision behind, answers from now on (its ETag differs from ours).
+    plane.set_document(make_document(3))
+    time.sleep(1.0)
+    requests = len(plane.requests)
+
+    assert flags.document()["revision"] == 5
+    assert flags.is_enabled(ROUTELLM_COST_TRACKING) is True
+    assert requests < 15, requests  # backs off (capped at 1 s), no hot loop
+
+    plane.set_document(make_document(6))
+    wait_until(lambda: flags.document()["revision"] == 6, timeout=2)
+
+
+def test_server_answers_200_without_etag__applied__with_backoff_not_a_hot_loop(
+    plane, cache_file, caplog
+):
+    flags = _flags(plane.url, cache_file)
+    caplog.set_level(logging.WARNING, logger="routing.client")
+    plane.mode = "no-etag"
+    plane.set_document(make_document(2, routellm_cost_tracking=100))
+    time.sleep(1.5)
+
+    assert flags.document()["revision"] == 2
+    assert len(plane.requests) < 15, len(plane.requests)
+    problems = [r for r in caplog.records if r.name == "routing.client"]
+    assert len(problems) == 1 and "ETag" in problems[0].getMessage()
+
+
+def test_fetch_once_from_another_thread__does_not_share_the_pollers_connection(plane, cache_file):
+    flags = _flags(plane.url, cache_file)
+    time.sleep(0.2)  # the poller thread now waits in a long-poll on its connection
+
+    assert flags.poller.fetch_once() == 304  # e.g. enable() before the first document
+
+    plane.set_document(make_document(2))
+    took = wait_until(lambda: flags.document()["revision"] == 2, timeout=2)
+    assert took < 0.5  # the long-poll was not disturbed
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "not_expected"),
+    [
+        (401, "not valid", "may only read"),
+        (403, "operator API key", "not valid"),
+    ],
+)
+def test_enable__401_and_403__say_which_problem(plane, cache_file, status, expected, not_expected):
+    flags = _flags(plane.url, cache_file)
+    plane.write_status = status
+
+    with pytest.raises(PermissionError) as raised:
+        flags.enable(ROUTELLM_ENABLED)
+
+    message = str(raised.value)
+    assert expected in message and not_expected not in message
+    assert f"HTTP {status}" in message
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fork__child_restarts_its_poller_with_a_new_client_id(plane, cache_file):
+    import os
+    import signal
+
+    flags = _flags(plane.url, cache_file)
+    assert flags.poller.wait_synced(2)
+    parent_id = CLIENT_ID
+    read_end, write_end = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: report what it sees, then leave without running pytest's atexit
+        status = 1
+        try:
+            import routing.remote
+
+            flags.is_enabled(ROUTELLM_ENABLED)  # the next use restarts the poller
+            restarted = flags.poller._thread is not None and flags.poller._thread.is_alive()
+            fresh_id = routing.remote.CLIENT_ID != parent_id
+            os.write(write_end, f"{int(restarted)}{int(fresh_id)}".encode())
+            status = 0
+            time.sleep(5)  # keep polling until the parent has seen a request
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        answer = os.read(read_end, 2).decode()
+        assert answer == "11", answer
+        wait_until(
+            lambda: any(r.get("x-routeplane-client") != parent_id for r in plane.requests),
+            timeout=3,
+        )
+    finally:
+        os.close(read_end)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import pytest
 
 from routing import DomainRouter, FeatureFlags, RouteLLMConfig, RouterType, RoutingDecision
 from routing.domain_router import detect_domain
+from routing.evaluation import ROUTELLM_ENABLED, bucket, safe_default_document
 from routing.tracker import CostTracker
 
 pytest.importorskip("routellm")
@@ -148,13 +150,35 @@ def test_detector_error__request_still_routed_without_domain():
     assert decision.domain is None and decision.model == "gpt-4-1106-preview"
 
 
+class DocumentFlags:
+    """The part of FeatureFlags a DomainRouter reads, over a fixed live document."""
+
+    is_remote = True
+    remote = None
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._document = document
+
+    def document(self) -> dict[str, Any]:
+        return self._document
+
+
 def test_key__default_is_text_hash__sticky_for_the_same_text():
-    router = DomainRouter(_routing_config(), flags=FeatureFlags(), tracker=RecordingTracker())
+    document = safe_default_document()
+    document["config"].update(enabled=True, router_type="random")
+    document["flags"][ROUTELLM_ENABLED] = {"enabled": True, "rollout_percent": 50}
+    router = DomainRouter(flags=DocumentFlags(document), tracker=RecordingTracker())
+    texts = [f"question number {i}" for i in range(40)]
 
-    a = _route(router, "same text", key="user-1")
-    b = _route(router, "same text", key="user-1")
+    first = [_route(router, text).routed for text in texts]  # no key: the text picks the bucket
+    again = [_route(router, text).routed for text in texts]
 
-    assert a.domain == b.domain and a.routed == b.routed
+    expected = [
+        bucket(ROUTELLM_ENABLED, hashlib.sha256(t.encode()).hexdigest()) < 50 for t in texts
+    ]
+    assert first == expected
+    assert again == first  # sticky: the same text lands in the same bucket every time
+    assert set(first) == {True, False}  # a partial rollout: some texts route, some do not
 
 
 def test_real_cost_tracker__decision_recorded_locally():

@@ -147,3 +147,33 @@ def test_rollout__raising_the_percent_keeps_everyone_already_in():
         for k in keys
         if is_flag_enabled(low, ROUTELLM_ENABLED, k)
     )
+
+
+def test_document_errors__valid_documents_pass__newer_fields_allowed():
+    from routing.evaluation import document_errors
+
+    document = safe_default_document()
+    assert document_errors(document) == []
+    document["config"]["a_field_a_newer_server_adds"] = [1, 2]
+    document["flags"]["a_flag_a_newer_server_adds"] = {"enabled": True, "rollout_percent": 5}
+    document["phase_domain"] = None
+    assert document_errors(document) == []
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        None,
+        [],
+        {**safe_default_document(), "revision": "7"},
+        {**safe_default_document(), "revision": True},
+        {**safe_default_document(), "config": None},
+        {**safe_default_document(), "flags": []},
+        {**safe_default_document(), "flags": {ROUTELLM_ENABLED: {"enabled": True}}},
+        {**safe_default_document(), "config": {"domain_routing_overrides": {"general": {}}}},
+    ],
+)
+def test_document_errors__malformed__reported(document):
+    from routing.evaluation import document_errors
+
+    assert document_errors(document)
