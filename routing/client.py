@@ -158,7 +158,8 @@ class FlagsPoller:
     def document(self) -> dict[str, Any]:
         """The newest valid document (a plain read; a forked child restarts polling here)."""
         if self._restart_after_fork:
-            self._restart_in_child()
+            # first_timeout=0: a read must never wait; the parent's document serves meanwhile.
+            self.start(first_timeout=0)
         return self._document
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -204,10 +205,6 @@ class FlagsPoller:
         if self._thread is not None:
             self._thread = None
             self._restart_after_fork = not self._stop.is_set()
-
-    def _restart_in_child(self) -> None:
-        # first_timeout=0: a read must never wait; the parent's document serves meanwhile.
-        self.start(first_timeout=0)
 
     def wait_synced(self, timeout: float) -> bool:
         """True once the server has answered at least once (tests and scripts use this)."""

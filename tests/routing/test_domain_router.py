@@ -12,20 +12,10 @@ from routing import DomainRouter, FeatureFlags, RouteLLMConfig, RouterType, Rout
 from routing.domain_router import detect_domain
 from routing.evaluation import ROUTELLM_ENABLED, bucket, safe_default_document
 from routing.tracker import CostTracker
+from tests.routing.doubles import DocumentFlags, RecordingTracker
 
 pytest.importorskip("routellm")
 pytestmark = pytest.mark.slow
-
-
-class RecordingTracker:
-    """Keeps the calls, so a test can read exactly what the router reported."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def track_routing_decision(self, **kwargs: Any) -> str:
-        self.calls.append(kwargs)
-        return f"event-{len(self.calls)}"
 
 
 @pytest.fixture(autouse=True)
@@ -148,19 +138,6 @@ def test_detector_error__request_still_routed_without_domain():
     decision = _route(router, "hello")
 
     assert decision.domain is None and decision.model == "gpt-4-1106-preview"
-
-
-class DocumentFlags:
-    """The part of FeatureFlags a DomainRouter reads, over a fixed live document."""
-
-    is_remote = True
-    remote = None
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self._document = document
-
-    def document(self) -> dict[str, Any]:
-        return self._document
 
 
 def test_key__default_is_text_hash__sticky_for_the_same_text():

@@ -17,29 +17,8 @@ from routing import domain_router
 from routing.domain_router import DomainRouter, RoutingDecision
 from routing.evaluation import safe_default_document
 from tests.flags_live import wait_until
+from tests.routing.doubles import DocumentFlags, RecordingTracker
 from tests.servers import free_port
-
-
-class RecordingTracker:
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def track_routing_decision(self, **kwargs: Any) -> str:
-        self.calls.append(kwargs)
-        return f"event-{len(self.calls)}"
-
-
-class DocumentFlags:
-    """The part of FeatureFlags a DomainRouter reads, over a document the test swaps."""
-
-    is_remote = True
-    remote = None
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.current = document
-
-    def document(self) -> dict[str, Any]:
-        return self.current
 
 
 class FakeRouter:
