@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DJANGO_SETTINGS_MODULE=controlplane.settings \
+    DJANGO_SETTINGS_MODULE=config.settings \
     # Settings find templates and static files next to the source, so run from /app.
     PYTHONPATH=/app \
     STATIC_ROOT=/app/staticfiles \
@@ -19,13 +19,17 @@ WORKDIR /app
 # Dependencies first (cached while only the source changes). routellm/torch are not needed:
 # the control plane never routes prompts itself.
 COPY pyproject.toml README.md ./
+COPY config/__init__.py config/__init__.py
 COPY controlplane/__init__.py controlplane/__init__.py
+COPY dashboard/__init__.py dashboard/__init__.py
 COPY routing/__init__.py routing/__init__.py
 COPY tracking/__init__.py tracking/__init__.py
 RUN pip install .
 
 COPY manage.py ./
+COPY config ./config
 COPY controlplane ./controlplane
+COPY dashboard ./dashboard
 COPY routing ./routing
 COPY tracking ./tracking
 COPY templates ./templates
@@ -42,4 +46,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"
 
 # The ASGI entry point with the flags fast path; uvloop + httptools (uvicorn[standard]).
-CMD ["sh", "-c", "exec uvicorn controlplane.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY} --loop uvloop --http httptools --no-access-log --proxy-headers"]
+CMD ["sh", "-c", "exec uvicorn config.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY} --loop uvloop --http httptools --no-access-log --proxy-headers"]

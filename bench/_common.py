@@ -68,7 +68,7 @@ def setup_django(name: str, **env: str) -> None:
     os.environ["DATABASE_URL"] = database_url(name)
     os.environ.update(env)
     os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
@@ -80,7 +80,7 @@ def generate_events(sql: str, name: str, router_id: int, total: int) -> None:
     Needs Django set up (setup_django) for the rollup."""
     import psycopg
 
-    from tracking.services import rollup_events
+    from tracking.rollups import rollup_events
 
     started = time.perf_counter()
     chunk = 1_000_000
@@ -127,7 +127,7 @@ def serve(
 
 @contextmanager
 def gunicorn(name: str, **env: str) -> Iterator[int]:
-    """controlplane.wsgi under gunicorn (2 workers, DEBUG off) on database `name`; yields the
+    """config.wsgi under gunicorn (2 workers, DEBUG off) on database `name`; yields the
     port. `env`: extra environment variables for the server."""
     port = free_port()
     server_env = dict(
@@ -140,7 +140,7 @@ def gunicorn(name: str, **env: str) -> Iterator[int]:
         **env,
     )
     command = [
-        sys.executable, "-m", "gunicorn", "controlplane.wsgi", "-w", "2",
+        sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "2",
         "-b", f"127.0.0.1:{port}", "--log-level", "warning",
     ]  # fmt: skip
     with serve(command, port, server_env):

@@ -61,7 +61,7 @@ def prepare(args: argparse.Namespace) -> tuple[str, str]:
     from controlplane import services
     from controlplane.actors import Actor
     from controlplane.models import Router, RouterClient
-    from tracking.services import record_events
+    from tracking.ingest import record_events
 
     actor = Actor.system("bench")
     router = Router.objects.filter(slug="bench").first()

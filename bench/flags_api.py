@@ -141,11 +141,11 @@ def main() -> None:
         results: dict[str, float] = {}
         with uvicorn("flags_api:hello_app") as base:
             results["plain ASGI hello"] = wrk(f"{base}/", args.seconds, args.connections)
-        with uvicorn("controlplane.asgi:django_application") as base:
+        with uvicorn("config.asgi:django_application") as base:
             results["bare Django view (/healthz)"] = wrk(
                 f"{base}/healthz", args.seconds, args.connections
             )
-        with uvicorn("controlplane.asgi:application") as base:
+        with uvicorn("config.asgi:application") as base:
             auth = {"Authorization": f"Bearer {router_key}"}
             first = httpx.get(f"{base}/api/v1/flags", headers=auth)
             etag = first.headers["etag"]

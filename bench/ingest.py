@@ -82,14 +82,15 @@ def setup_database() -> tuple[int, str]:
 def raw_copy(router_id: int, batches: list[list[dict]]) -> float:
     """COPY the same rows straight into tracking_event (a second router, so no conflicts)."""
     from tracking.events import validate_event
-    from tracking.services import EVENT_COLUMNS, _event_row, price_book
+    from tracking.ingest import EVENT_COLUMNS, event_row
+    from tracking.selectors import price_book
 
     book = price_book()
     now = datetime.now(UTC)
     models = ("gpt-4-1106-preview", "gpt-3.5-turbo")
     columns = ", ".join(f'"{c}"' for c in (*EVENT_COLUMNS, "received_at", "ingest_xid"))
     prepared = [
-        [(*_event_row(router_id, validate_event(e, now)[0], models, book), now, 1) for e in batch]
+        [(*event_row(router_id, validate_event(e, now)[0], models, book), now, 1) for e in batch]
         for batch in batches
     ]  # built before the clock starts: only the COPY itself is timed
     started = time.perf_counter()

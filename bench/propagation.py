@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/propagation.py [--clients 1000] [--rounds 5] [--keep]
 
-Starts controlplane.asgi:application (uvicorn, 2 workers) on its own database (rp_bench_b),
+Starts config.asgi:application (uvicorn, 2 workers) on its own database (rp_bench_b),
 parks every client on `GET /api/v1/flags?wait=30` with the current ETag (raw asyncio sockets,
 one connection each), flips a flag with `PUT routers/bench/flags/...` and measures, per client,
 the time from sending the PUT (its own processing included: clients usually have the new
@@ -130,7 +130,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.clients + 512)), hard))
     _slug, router_key, operator_key = prepare_database()
     try:
-        with uvicorn("controlplane.asgi:application") as base:
+        with uvicorn("config.asgi:application") as base:
             samples, from_commit = asyncio.run(
                 run(base, router_key, operator_key, args.clients, args.rounds)
             )

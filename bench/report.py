@@ -67,7 +67,7 @@ def dashboard_selectors(router, count: int) -> None:
 
     from django.db import connection
 
-    from tracking.selectors import overview_stats, savings_report
+    from tracking.reports import overview_stats, savings_report
 
     for period in (1, 7, 30, 90):
         p50, p95 = percentiles(lambda p=period: savings_report(router=router, period_days=p), count)
@@ -109,7 +109,7 @@ def main() -> None:
     from controlplane.actors import Actor
     from controlplane.models import ApiKey, Router
     from controlplane.services import create_api_key, create_router
-    from tracking.services import record_events, rollup_events
+    from tracking.ingest import record_events, rollup_events
 
     actor = Actor.system("bench")
     router = Router.objects.filter(slug="bench").first() or create_router(slug="bench", actor=actor)

@@ -168,32 +168,3 @@ class RouterClient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["router", "client_id"], name="client_once_per_router")
         ]
-
-
-class Guardrail(models.Model):
-    """Automatic step back: when a routed phase hurts success or fallback rates, undo it.
-
-    Checked every minute (controlplane.tasks.check_guardrails) over the events since the
-    current revision went live, at most `window_minutes` back.
-    """
-
-    router = models.OneToOneField(Router, on_delete=models.CASCADE, related_name="guardrail")
-    enabled = models.BooleanField(default=False)
-    min_success_rate = models.FloatField(default=0.95)
-    max_fallback_rate = models.FloatField(default=0.25)
-    window_minutes = models.PositiveIntegerField(default=15)
-    min_requests = models.PositiveIntegerField(default=100)
-    last_tripped_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(min_success_rate__gte=0) & Q(min_success_rate__lte=1),
-                name="guardrail_success_rate_fraction",
-            ),
-            models.CheckConstraint(
-                condition=Q(max_fallback_rate__gte=0) & Q(max_fallback_rate__lte=1),
-                name="guardrail_fallback_rate_fraction",
-            ),
-            models.CheckConstraint(condition=Q(window_minutes__gte=1), name="guardrail_window"),
-        ]

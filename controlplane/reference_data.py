@@ -1,4 +1,4 @@
-"""Rows a working database needs: the role groups and the guardrail schedule.
+"""Rows a working database needs: the role groups and the stale-clients schedule.
 
 Created by migrations and again after every `migrate`/`flush` (post_migrate), only if missing.
 """
@@ -10,7 +10,7 @@ from typing import Any
 from django.apps import apps as global_apps
 
 ROLE_GROUPS = ("operator", "viewer")
-GUARDRAIL_SCHEDULE = "controlplane: check guardrails"
+STALE_CLIENTS_SCHEDULE = "controlplane: stale clients"
 
 
 def ensure_reference_data(apps: Any = global_apps) -> None:
@@ -19,18 +19,18 @@ def ensure_reference_data(apps: Any = global_apps) -> None:
         Group.objects.get_or_create(name=name)
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    if not PeriodicTask.objects.filter(name=GUARDRAIL_SCHEDULE).exists():
-        every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+    if not PeriodicTask.objects.filter(name=STALE_CLIENTS_SCHEDULE).exists():
+        every_5_minutes, _ = IntervalSchedule.objects.get_or_create(every=300, period="seconds")
         PeriodicTask.objects.create(
-            name=GUARDRAIL_SCHEDULE,
-            task="controlplane.tasks.check_guardrails",
-            interval=every_minute,
+            name=STALE_CLIENTS_SCHEDULE,
+            task="controlplane.tasks.detect_stale_clients",
+            interval=every_5_minutes,
         )
 
 
 def on_post_migrate(sender: Any, apps: Any = global_apps, **kwargs: Any) -> None:
     try:
-        apps.get_model("controlplane", "Guardrail")
+        apps.get_model("controlplane", "RouterClient")
         apps.get_model("django_celery_beat", "PeriodicTask")
     except LookupError:
         return

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from controlplane.models import ApiKey, AuditEntry, ConfigRevision, Router, RouterClient
 
@@ -65,3 +68,13 @@ def api_key_for_raw(*, raw_key: str) -> ApiKey | None:
 
 def client_list(*, router: Router) -> QuerySet[RouterClient]:
     return router.clients.order_by("-last_seen")
+
+
+def stale_client_list(*, minutes: int = 10, now: datetime | None = None) -> list[RouterClient]:
+    """Router processes last seen between a day and `minutes` ago, oldest first."""
+    cutoff = (now or timezone.now()) - timedelta(minutes=minutes)
+    return list(
+        RouterClient.objects.select_related("router")
+        .filter(last_seen__lt=cutoff, last_seen__gte=cutoff - timedelta(days=1))
+        .order_by("last_seen")
+    )

@@ -21,7 +21,6 @@ from controlplane.models import (
     AuditEntry,
     ConfigRevision,
     FlagState,
-    Guardrail,
     Phase,
     Role,
     Router,
@@ -418,52 +417,3 @@ def revoke_api_key(*, key: ApiKey, actor: Actor, reason: str = "") -> ApiKey:
         )
         notify(KEYS_CHANNEL, key.key_hash)
     return key
-
-
-# --- Guardrails -----------------------------------------------------------------------------
-
-GUARDRAIL_FIELDS = (
-    "enabled",
-    "min_success_rate",
-    "max_fallback_rate",
-    "window_minutes",
-    "min_requests",
-)
-
-
-@transaction.atomic
-def set_guardrail(*, router: Router, actor: Actor, **values: Any) -> Guardrail:
-    """Change a router's guardrail settings (audited; not part of the routing revision)."""
-    errors: dict[str, list[str]] = {}
-    for name, value in values.items():
-        if name not in GUARDRAIL_FIELDS:
-            errors[name] = ["unknown guardrail field"]
-        elif name == "enabled" and not isinstance(value, bool):
-            errors[name] = ["must be a boolean"]
-        elif name in ("min_success_rate", "max_fallback_rate") and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
-        ):
-            errors[name] = ["must be a number between 0 and 1"]
-        elif name in ("window_minutes", "min_requests") and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            errors[name] = ["must be an integer >= 1"]
-    if errors:
-        raise ValidationError(errors)
-    guardrail, _ = Guardrail.objects.select_for_update().get_or_create(router=router)
-    before = {name: getattr(guardrail, name) for name in GUARDRAIL_FIELDS}
-    for name, value in values.items():
-        setattr(guardrail, name, value)
-    guardrail.save(update_fields=list(values) or None)
-    after = {name: getattr(guardrail, name) for name in GUARDRAIL_FIELDS}
-    record_audit(
-        actor=actor,
-        action="guardrail.set",
-        router=router,
-        diff={
-            f"guardrail.{k}": {"before": before[k], "after": after[k]}
-            for k in GUARDRAIL_FIELDS
-            if before[k] != after[k]
-        },
-    )
-    return guardrail

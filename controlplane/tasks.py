@@ -1,19 +1,25 @@
-"""Control-plane Celery tasks: thin wrappers that call services."""
+"""Control-plane Celery tasks: thin wrappers over selectors and services."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from controlplane.models import Guardrail
+from controlplane.selectors import stale_client_list
+
+log = logging.getLogger(__name__)
 
 
-@shared_task(name="controlplane.tasks.check_guardrails")
-def check_guardrails() -> int:
-    """Check every enabled guardrail; returns how many stepped a router back."""
-    from tracking.guardrails import check_guardrail
-
-    tripped = 0
-    for guardrail in Guardrail.objects.filter(enabled=True):
-        if check_guardrail(guardrail=guardrail) is not None:
-            tripped += 1
-    return tripped
+@shared_task(name="controlplane.tasks.detect_stale_clients")
+def detect_stale_clients(minutes: int = 10) -> int:
+    """Log router processes not seen for `minutes`, so alerting can pick them up."""
+    clients = stale_client_list(minutes=minutes)
+    for client in clients:
+        log.warning(
+            "router %s client %s not seen since %s",
+            client.router.slug,
+            client.client_id,
+            client.last_seen.isoformat(),
+        )
+    return len(clients)

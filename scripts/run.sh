@@ -7,4 +7,4 @@ set -euo pipefail
 ensure_installed dev
 export DEBUG="${DEBUG:-1}"
 # exec: signals (Ctrl-C, SIGTERM) go straight to the supervisor, which stops the rest.
-exec .venv/bin/python -m controlplane.run "$@"
+exec .venv/bin/python -m config.run "$@"

@@ -40,22 +40,22 @@ fi
 
 [ "$install_only" = 1 ] && exit 0
 
-export DJANGO_SETTINGS_MODULE=controlplane.settings
+export DJANGO_SETTINGS_MODULE=config.settings
 embedded_started=0
 if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}${CELERY_BROKER_URL:-}" ]; then
-    if ! .venv/bin/python -m controlplane.embedded status | grep -q "postgres: running"; then
+    if ! .venv/bin/python -m config.embedded status | grep -q "postgres: running"; then
         embedded_started=1
     fi
     echo "routeplane: DATABASE_URL/REDIS_URL unset: using the embedded servers" \
         "in ${ROUTEPLANE_DATA_DIR:-./var}"
     # Start them once here, so every test process (and the subprocesses tests start) joins.
-    eval "$(.venv/bin/python -m controlplane.embedded env)"
+    eval "$(.venv/bin/python -m config.embedded env)"
 fi
 
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ "$embedded_started" = 1 ]; then
-    .venv/bin/python -m controlplane.embedded stop >/dev/null || true
+    .venv/bin/python -m config.embedded stop >/dev/null || true
 fi
 if [ "$status" = 5 ]; then
     echo "routeplane: pytest collected no tests: that is a failure" >&2

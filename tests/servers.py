@@ -149,14 +149,14 @@ def manage(env: dict[str, str], *args: str) -> None:
 def uvicorn_server(
     env: dict[str, str], *, port: int | None = None, workers: int = 1, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """controlplane.asgi:application under uvicorn; yields (base URL, process)."""
+    """config.asgi:application under uvicorn; yields (base URL, process)."""
     port = port or free_port()
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "controlplane.asgi:application",
+            "config.asgi:application",
             "--host",
             "127.0.0.1",
             "--port",
@@ -219,7 +219,7 @@ def celery_worker_process(
     `log_path` the worker's log goes to that file (and the process has a `log_path` attribute);
     otherwise to this process's stderr.
     """
-    from controlplane.celery import app
+    from config.celery import app
 
     app.control.purge()
     # A name of its own: a ping must reach this worker, not another one on the same broker.
@@ -227,7 +227,7 @@ def celery_worker_process(
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "1",
         "LOG_LEVEL": "WARNING",
     }
@@ -238,7 +238,7 @@ def celery_worker_process(
             "-m",
             "celery",
             "-A",
-            "controlplane",
+            "config",
             "worker",
             "--pool=solo",
             "--concurrency=1",

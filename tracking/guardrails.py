@@ -1,18 +1,21 @@
-"""Guardrails: step a routed phase back when the events since it went live look bad."""
+"""Guardrails: settings per router, and the check that steps a routed phase back when the events
+since it went live look bad (run every minute by tracking.tasks.check_guardrails)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from controlplane import services
 from controlplane.actors import Actor
-from controlplane.models import ConfigRevision, Guardrail, Phase, Router
-from tracking.models import Event
+from controlplane.models import ConfigRevision, Phase, Router
+from tracking.models import Event, Guardrail
 
 ROUTED_PHASES = (Phase.SINGLE_DOMAIN, Phase.FULL)
 
@@ -77,3 +80,50 @@ def check_guardrail(*, guardrail: Guardrail, now: datetime | None = None) -> Con
         revision = services.step_back(router=router, actor=Actor.system("guardrail"), reason=reason)
         Guardrail.objects.filter(pk=guardrail.pk).update(last_tripped_at=now)
         return revision
+
+
+GUARDRAIL_FIELDS = (
+    "enabled",
+    "min_success_rate",
+    "max_fallback_rate",
+    "window_minutes",
+    "min_requests",
+)
+
+
+@transaction.atomic
+def set_guardrail(*, router: Router, actor: Actor, **values: Any) -> Guardrail:
+    """Change a router's guardrail settings (audited; not part of the routing revision)."""
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        if name not in GUARDRAIL_FIELDS:
+            errors[name] = ["unknown guardrail field"]
+        elif name == "enabled" and not isinstance(value, bool):
+            errors[name] = ["must be a boolean"]
+        elif name in ("min_success_rate", "max_fallback_rate") and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+        ):
+            errors[name] = ["must be a number between 0 and 1"]
+        elif name in ("window_minutes", "min_requests") and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            errors[name] = ["must be an integer >= 1"]
+    if errors:
+        raise ValidationError(errors)
+    guardrail, _ = Guardrail.objects.select_for_update().get_or_create(router=router)
+    before = {name: getattr(guardrail, name) for name in GUARDRAIL_FIELDS}
+    for name, value in values.items():
+        setattr(guardrail, name, value)
+    guardrail.save(update_fields=list(values) or None)
+    after = {name: getattr(guardrail, name) for name in GUARDRAIL_FIELDS}
+    services.record_audit(
+        actor=actor,
+        action="guardrail.set",
+        router=router,
+        diff={
+            f"guardrail.{k}": {"before": before[k], "after": after[k]}
+            for k in GUARDRAIL_FIELDS
+            if before[k] != after[k]
+        },
+    )
+    return guardrail

@@ -1,6 +1,6 @@
 """Tracking data: routing events, model prices, hourly and daily rollups, stored daily reports.
 
-Events are written only by `tracking.services.ingest_events` (COPY + INSERT … ON CONFLICT), never
+Events are written only by `tracking.ingest.ingest_events` (COPY + INSERT … ON CONFLICT), never
 through the ORM, so the table keeps just the indexes the hot path can afford: the primary key
 (router, event_id) that makes a retried batch count once, (router, timestamp) for reports and
 retention, and a BRIN index on `ingest_xid` for the not-yet-rolled-up tail.
@@ -204,4 +204,34 @@ class SavingsReport(models.Model):
         ordering = ["router", "-day"]
         constraints = [
             models.UniqueConstraint(fields=["router", "day"], name="savings_report_once_per_day")
+        ]
+
+
+class Guardrail(models.Model):
+    """Automatic step back: when a routed phase hurts success or fallback rates, undo it.
+
+    Checked every minute (tracking.tasks.check_guardrails) over the events since the
+    current revision went live, at most `window_minutes` back.
+    """
+
+    router = models.OneToOneField(Router, on_delete=models.CASCADE, related_name="guardrail")
+    enabled = models.BooleanField(default=False)
+    min_success_rate = models.FloatField(default=0.95)
+    max_fallback_rate = models.FloatField(default=0.25)
+    window_minutes = models.PositiveIntegerField(default=15)
+    min_requests = models.PositiveIntegerField(default=100)
+    last_tripped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "controlplane_guardrail"  # created by the controlplane app's migrations
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_success_rate__gte=0) & Q(min_success_rate__lte=1),
+                name="guardrail_success_rate_fraction",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_fallback_rate__gte=0) & Q(max_fallback_rate__lte=1),
+                name="guardrail_fallback_rate_fraction",
+            ),
+            models.CheckConstraint(condition=Q(window_minutes__gte=1), name="guardrail_window"),
         ]

@@ -9,7 +9,7 @@ Cost rule for one event (CONTRACT §2):
 - baseline = the same tokens at the strong model's price. When that cannot be computed (missing
   tokens, no or unpriced strong model) the baseline is the cost itself if the event used the
   strong model, else None: it is not guessed (e.g. from a blended price ratio). Reports count
-  such an event at its cost on both sides, so it claims no savings (tracking.selectors).
+  such an event at its cost on both sides, so it claims no savings (tracking.reports).
 """
 
 from __future__ import annotations

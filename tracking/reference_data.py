@@ -14,7 +14,7 @@ from django.apps import apps as global_apps
 SCHEDULES: dict[str, tuple[str, dict[str, Any]]] = {
     "tracking: roll up events": ("tracking.tasks.rollup_events", {"every": 60}),
     "tracking: apply price changes": ("tracking.tasks.apply_price_changes", {"every": 300}),
-    "tracking: stale clients": ("tracking.tasks.detect_stale_clients", {"every": 300}),
+    "tracking: check guardrails": ("tracking.tasks.check_guardrails", {"every": 60}),
     "tracking: retention purge": (
         "tracking.tasks.purge_expired_events",
         {"crontab": {"minute": "17", "hour": "3"}},

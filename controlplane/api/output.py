@@ -90,15 +90,6 @@ class RevisionDiffOutput(serializers.Serializer):
     changes = serializers.DictField(help_text='{"config.threshold": {"before", "after"}, …}')
 
 
-class GuardrailOutput(serializers.Serializer):
-    enabled = serializers.BooleanField()
-    min_success_rate = serializers.FloatField()
-    max_fallback_rate = serializers.FloatField()
-    window_minutes = serializers.IntegerField()
-    min_requests = serializers.IntegerField()
-    last_tripped_at = serializers.DateTimeField(allow_null=True)
-
-
 class FlagStateOutput(serializers.Serializer):
     enabled = serializers.BooleanField()
     rollout_percent = serializers.IntegerField(min_value=0, max_value=100)

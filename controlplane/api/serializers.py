@@ -77,11 +77,3 @@ class ConfigInput(serializers.Serializer):
     domain_specific_routing = serializers.BooleanField(required=False)
     domain_routing_overrides = serializers.DictField(required=False)
     reason = serializers.CharField(required=False, allow_blank=True)
-
-
-class GuardrailInput(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
-    max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
-    window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=1440)
-    min_requests = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000_000)

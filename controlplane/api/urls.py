@@ -37,10 +37,5 @@ urlpatterns = [
         views.ApiKeyDetailApi.as_view(),
         name="router-key-detail",
     ),
-    path(
-        "routers/<slug:slug>/guardrail",
-        views.RouterGuardrailApi.as_view(),
-        name="router-guardrail",
-    ),
     path("audit/", views.AuditListApi.as_view(), name="audit-list"),
 ]

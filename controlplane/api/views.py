@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,13 +14,13 @@ from rest_framework.views import APIView
 
 from controlplane import selectors, services
 from controlplane.api import serializers as inputs
-from controlplane.api.auth import may_act_on, request_actor, request_router_scope
+from controlplane.api.auth import request_actor, request_router_scope
+from controlplane.api.input import expected_revision, router_for, validated
 from controlplane.api.output import (
     ApiKeyOutput,
     AuditOutput,
     ClientOutput,
     ErrorOutput,
-    GuardrailOutput,
     NewApiKeyOutput,
     RevisionDiffOutput,
     RevisionOutput,
@@ -33,7 +31,7 @@ from controlplane.api.output import (
     router_dict,
 )
 from controlplane.api.permissions import IsOperator, IsRouterReader, IsViewer
-from controlplane.models import ApiKey, ConfigRevision, Guardrail, Router
+from controlplane.models import ApiKey, ConfigRevision
 from controlplane.snapshot import Snapshot
 
 WRITE_RESPONSES = {200: RevisionOutput, 400: ErrorOutput, 412: ErrorOutput}
@@ -43,32 +41,6 @@ IF_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description='The revision the change is based on, e.g. "3"; a stale one gives 412.',
 )
-
-
-def router_for(request: Request, slug: str) -> Router:
-    router = get_object_or_404(selectors.router_list(), slug=slug)
-    if not may_act_on(request, router):
-        raise PermissionDenied("This API key belongs to another router.")
-    return router
-
-
-def expected_revision(request: Request) -> int | None:
-    """The revision named by If-Match ("3", "\"3\"" or W/"3"); None when absent or `*`."""
-    raw = request.headers.get("If-Match", "").strip()
-    if not raw or raw == "*":
-        return None
-    value = raw.removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()):  # "²".isdigit() is true, int("²") fails
-        raise ValidationError({"If-Match": ['use the revision number, as in If-Match: "3"']})
-    return int(value)
-
-
-def validated(serializer_class: type, request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise ValidationError({"body": ["expected a JSON object"]})
-    data = serializer_class(data=request.data)
-    data.is_valid(raise_exception=True)
-    return dict(data.validated_data)
 
 
 def revision_response(revision: ConfigRevision, code: int = status.HTTP_200_OK) -> Response:
@@ -339,24 +311,3 @@ class ApiKeyDetailApi(APIView):
         key = get_object_or_404(ApiKey, router=router, prefix=prefix)
         services.revoke_api_key(key=key, actor=request_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class RouterGuardrailApi(APIView):
-    """Automatic step back when a routed phase hurts success or fallback rates."""
-
-    permission_classes = [IsViewer]
-
-    @extend_schema(responses=GuardrailOutput)
-    def get(self, request: Request, slug: str) -> Response:
-        router = router_for(request, slug)
-        guardrail = Guardrail.objects.filter(router=router).first() or Guardrail(router=router)
-        return Response(GuardrailOutput(guardrail).data)
-
-    @extend_schema(
-        request=inputs.GuardrailInput, responses={200: GuardrailOutput, 400: ErrorOutput}
-    )
-    def put(self, request: Request, slug: str) -> Response:
-        router = router_for(request, slug)
-        data = validated(inputs.GuardrailInput, request)
-        guardrail = services.set_guardrail(router=router, actor=request_actor(request), **data)
-        return Response(GuardrailOutput(guardrail).data)

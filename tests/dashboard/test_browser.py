@@ -163,7 +163,7 @@ def propagation(page, flags, path: str, number: int, act: Callable[[], None]) ->
 
 
 def _events(router) -> None:
-    from tracking.services import record_events
+    from tracking.ingest import record_events
 
     now = timezone.now()
     events = [

@@ -18,7 +18,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 def _events(router, count=6, days_ago=0):
-    from tracking.services import record_events
+    from tracking.ingest import record_events
 
     moment = timezone.now() - timedelta(days=days_ago, minutes=5)
     events = [
@@ -256,7 +256,7 @@ def test_savings__no_events__rates_are_dashes(operator_client, router):
 
 @pytest.mark.parametrize("days", [2, 8, 31, 32, 91])
 def test_chart_x_labels__ends_grow_inwards_and_phones_keep_every_other(days):
-    from tracking.views import line_chart
+    from dashboard.views.savings import line_chart
 
     labels = [f"2026-01-{i:02d}" if i < 32 else f"2026-02-{i - 31:02d}" for i in range(1, days + 1)]
     chart = line_chart(title="t", labels=labels, series=[("s", [1.0] * days, "c")])

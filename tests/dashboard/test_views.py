@@ -130,7 +130,7 @@ def test_action__get__405(operator_client, router):
 
 
 def _config_post(revision, **changes):
-    from controlplane.forms import ConfigForm
+    from dashboard.forms import ConfigForm
 
     data = ConfigForm.initial_from(revision.config, revision.number)
     data = {k: v for k, v in data.items() if v is not False}  # unchecked boxes are absent
@@ -397,7 +397,7 @@ def test_overview__clients__connected_and_behind_counted(operator_client, router
 
 
 def test_overview__todays_stats_from_tracking(operator_client, router):
-    from tracking.services import record_events
+    from tracking.ingest import record_events
 
     now = timezone.now()
     events = [
@@ -508,12 +508,12 @@ def test_overview__no_traffic_today__dashes_not_zeroes(operator_client, router):
 
 
 def test_overview__stats_unavailable__dashes_say_so(operator_client, router, monkeypatch):
-    import tracking.selectors
+    import dashboard.views.overview
 
     def broken(**kwargs):
         raise RuntimeError("tracking is down")
 
-    monkeypatch.setattr(tracking.selectors, "overview_stats", broken)
+    monkeypatch.setattr(dashboard.views.overview, "overview_stats", broken)
     response = operator_client.get("/")
     assert response.status_code == 200
     assert response.content.decode().count('title="Figures unavailable"') == 2

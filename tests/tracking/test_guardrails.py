@@ -9,9 +9,11 @@ import pytest
 from django.utils import timezone
 
 from controlplane import services
-from controlplane.models import AuditEntry, Guardrail
-from controlplane.tasks import check_guardrails
-from tracking.services import record_events
+from controlplane.models import AuditEntry
+from tracking import guardrails
+from tracking.ingest import record_events
+from tracking.models import Guardrail
+from tracking.tasks import check_guardrails
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +40,7 @@ def routed(router, actor):
     services.set_phase(router=router, phase="monitoring", actor=actor)
     services.set_phase(router=router, phase="single_domain", domain="technical", actor=actor)
     services.set_phase(router=router, phase="full", actor=actor)
-    services.set_guardrail(router=router, actor=actor, enabled=True, min_requests=20)
+    guardrails.set_guardrail(router=router, actor=actor, enabled=True, min_requests=20)
     router.refresh_from_db()
     return router
 
@@ -69,7 +71,7 @@ def test_healthy_or_too_few_events_or_disabled__no_change(routed, actor):
     assert check_guardrails() == 0
     post_events(routed, ok=100)
     assert check_guardrails() == 0  # 110/115 = 95.6 % is healthy
-    services.set_guardrail(router=routed, actor=actor, enabled=False)
+    guardrails.set_guardrail(router=routed, actor=actor, enabled=False)
     post_events(routed, failed=50, ok=0)
     assert check_guardrails() == 0
     routed.refresh_from_db()

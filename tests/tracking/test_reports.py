@@ -9,7 +9,7 @@ import pytest
 from controlplane.services import create_api_key, create_router, update_config
 from tests.tracking.conftest import make_event, post_events
 from tracking.models import Event
-from tracking.selectors import metrics_summary, overview_stats, savings_report
+from tracking.reports import metrics_summary, overview_stats, savings_report
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,8 @@ from django.db.models import F
 
 from controlplane.services import update_config
 from tests.tracking.conftest import make_event
-from tracking import services
+from tracking import reports, repricing, retention, rollups
+from tracking.ingest import record_events
 from tracking.models import (
     Event,
     EventDailyRollup,
@@ -22,13 +23,13 @@ from tracking.models import (
     ModelPrice,
     SavingsReport,
 )
-from tracking.selectors import report_between, savings_report
+from tracking.reports import report_between, savings_report
 
 SUMMED = ("total_requests", "routellm_requests", "unpriced_requests", "priced_requests")
 
 
 def ingest(router, events):
-    return services.record_events(router_id=router.pk, payload={"events": events})
+    return record_events(router_id=router.pk, payload={"events": events})
 
 
 def spread_events(count: int, *, start: datetime, seed: int = 0) -> list[dict]:
@@ -149,7 +150,7 @@ def test_rollup_plus_tail__equals_raw_recount(router):
     now = datetime.now(UTC)
     start = now - timedelta(days=2)
     ingest(router, spread_events(300, start=start + timedelta(minutes=3)))
-    assert services.rollup_events() == 300
+    assert rollups.rollup_events() == 300
     assert EventRollup.objects.filter(router=router).exists()
     # Not rolled up yet: the report must add this tail to the rollups, exactly once.
     ingest(router, spread_events(120, start=start + timedelta(minutes=5), seed=1))
@@ -158,8 +159,8 @@ def test_rollup_plus_tail__equals_raw_recount(router):
 
     assert report["total_requests"] == 420
     assert_matches_raw(report, raw_recount(router, now - timedelta(days=2)))
-    assert services.rollup_events() == 120
-    assert services.rollup_events() == 0  # nothing new: folds nothing twice
+    assert rollups.rollup_events() == 120
+    assert rollups.rollup_events() == 0  # nothing new: folds nothing twice
     assert_matches_raw(
         savings_report(router=router, period_days=2, now=now),
         raw_recount(router, now - timedelta(days=2)),
@@ -175,7 +176,7 @@ def test_reports__daily_hourly_raw_and_tail__breakdowns_equal_raw_recount(router
     now = datetime.now(UTC)
     start = now - timedelta(days=2, hours=12, minutes=3)
     ingest(router, spread_events(500, start=start))  # every 7 minutes over ~58 hours
-    assert services.rollup_events() == 500
+    assert rollups.rollup_events() == 500
     ingest(router, spread_events(200, start=start + timedelta(minutes=2), seed=2))  # the tail
 
     for period in (1, 2, 3, 4):
@@ -213,7 +214,7 @@ def test_report_between__window_inside_one_hour__counts_only_that_window(router,
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
     ingest(router, [make_event(timestamp=hour + timedelta(minutes=m)) for m in range(60)])
     if rolled_up:
-        assert services.rollup_events() == 60
+        assert rollups.rollup_events() == 60
 
     report = report_between(
         router=router, start=hour + timedelta(minutes=10), end=hour + timedelta(minutes=40)
@@ -227,14 +228,14 @@ def test_report_between__window_inside_one_hour__counts_only_that_window(router,
 def test_rebuild_rollups__daily_rows_rederived_from_hours(router):
     now = datetime.now(UTC)
     ingest(router, spread_events(400, start=now - timedelta(days=2)))
-    assert services.rollup_events() == 400  # rebuilds read the events below the watermark
-    services.rebuild_rollups(router_id=router.pk, since=now - timedelta(days=3))
+    assert rollups.rollup_events() == 400  # rebuilds read the events below the watermark
+    rollups.rebuild_rollups(router_id=router.pk, since=now - timedelta(days=3))
     assert_daily_equals_hourly(router)
     total = sum(EventDailyRollup.objects.filter(router=router).values_list("requests", flat=True))
     assert total == 400
     # A partial rebuild from mid-day keeps the earlier hours and re-derives that whole day.
     Event.objects.filter(router=router, timestamp__gte=now - timedelta(hours=30)).update(cost=None)
-    services.rebuild_rollups(router_id=router.pk, since=now - timedelta(hours=30))
+    rollups.rebuild_rollups(router_id=router.pk, since=now - timedelta(hours=30))
 
     assert_daily_equals_hourly(router)
     report = savings_report(router=router, period_days=3, now=now)
@@ -252,7 +253,7 @@ def test_rollup__two_runs_at_once__each_event_counted_once(router):
 
     def run() -> None:
         try:
-            results.append(services.rollup_events())
+            results.append(rollups.rollup_events())
         finally:
             connection.close()
 
@@ -262,7 +263,7 @@ def test_rollup__two_runs_at_once__each_event_counted_once(router):
     for thread in threads:
         thread.join()
 
-    assert sum(results) + services.rollup_events() == 200
+    assert sum(results) + rollups.rollup_events() == 200
     total = sum(EventRollup.objects.filter(router=router).values_list("requests", flat=True))
     assert total == 200
 
@@ -275,13 +276,13 @@ def test_price_change__reprices_affected_events(router):
     ingest(router, [make_event(timestamp=at, selected_model="acme-1", **tokens)])
     assert savings_report(router=router)["unpriced_requests"] == 1
 
-    services.set_model_price(
+    repricing.set_model_price(
         model="acme-*",
         input_per_token=Decimal("0.000001"),
         output_per_token=Decimal("0.000002"),
         effective_from=at - timedelta(days=1),
     )
-    services.apply_price_changes()
+    repricing.apply_price_changes()
 
     report = savings_report(router=router)
     assert report["unpriced_requests"] == 0
@@ -296,13 +297,13 @@ def test_price_change__only_since_effective_from(router):
     tokens = dict(selected_model="gpt-3.5-turbo", prompt_tokens=1_000_000, completion_tokens=0)
     ingest(router, [make_event(timestamp=old, **tokens), make_event(timestamp=new, **tokens)])
 
-    services.set_model_price(
+    repricing.set_model_price(
         model="gpt-3.5-turbo",
         input_per_token=Decimal("0.000003"),
         output_per_token=Decimal("0.000004"),
         effective_from=new - timedelta(hours=1),
     )
-    services.apply_price_changes()
+    repricing.apply_price_changes()
 
     costs = dict(Event.objects.filter(router=router).values_list("timestamp", "cost"))
     assert sorted(costs.values()) == [pytest.approx(0.5), pytest.approx(3.0)]
@@ -315,10 +316,10 @@ def test_retention__removes_only_old_events(router, actor):
     old = [make_event(timestamp=now - timedelta(days=11, hours=i)) for i in range(5)]
     kept = [make_event(timestamp=now - timedelta(days=9)), make_event(timestamp=now)]
     ingest(router, old + kept)
-    assert services.rollup_events() == 7
+    assert rollups.rollup_events() == 7
     assert EventRollup.objects.filter(router=router, hour__lt=now - timedelta(days=10)).exists()
 
-    assert services.purge_expired_events(router_id=router.pk, now=now) == 5
+    assert retention.purge_expired_events(router_id=router.pk, now=now) == 5
 
     left = {str(e) for e in Event.objects.filter(router=router).values_list("event_id", flat=True)}
     assert left == {e["event_id"] for e in kept}
@@ -337,8 +338,8 @@ def test_daily_report__stored_once_per_day(router):
     at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     ingest(router, [make_event(timestamp=at, prompt_tokens=1000) for _ in range(3)])
 
-    services.store_daily_report(router_id=router.pk, day=day)
-    services.store_daily_report(router_id=router.pk, day=day)
+    reports.store_daily_report(router_id=router.pk, day=day)
+    reports.store_daily_report(router_id=router.pk, day=day)
 
     report = SavingsReport.objects.get(router=router, day=day)
     assert report.data["total_requests"] == 3
@@ -362,21 +363,21 @@ def test_apply_price_changes__row_edited_during_the_run__stays_pending(router, m
     tokens = dict(prompt_tokens=1_000_000, completion_tokens=0)
     ingest(router, [make_event(timestamp=at, selected_model="acme-1", **tokens)])
     price = dict(model="acme-*", output_per_token=Decimal(0), effective_from=at - timedelta(days=1))
-    services.set_model_price(input_per_token=Decimal("0.000001"), **price)
-    reprice = services.reprice_events
+    repricing.set_model_price(input_per_token=Decimal("0.000001"), **price)
+    reprice = repricing.reprice_events
 
     def edited_meanwhile(**kwargs):
         # An operator corrects the price while the run is re-pricing with the value it read.
-        services.set_model_price(input_per_token=Decimal("0.000002"), **price)
+        repricing.set_model_price(input_per_token=Decimal("0.000002"), **price)
         return reprice(**kwargs)
 
-    monkeypatch.setattr(services, "reprice_events", edited_meanwhile)
-    services.apply_price_changes()
-    monkeypatch.setattr(services, "reprice_events", reprice)
+    monkeypatch.setattr(repricing, "reprice_events", edited_meanwhile)
+    repricing.apply_price_changes()
+    monkeypatch.setattr(repricing, "reprice_events", reprice)
 
     assert ModelPrice.objects.get(model="acme-*").applied_at is None
     assert Event.objects.get(router=router).cost == pytest.approx(1.0)
-    services.apply_price_changes()  # the next run applies the edit
+    repricing.apply_price_changes()  # the next run applies the edit
     assert ModelPrice.objects.get(model="acme-*").applied_at is not None
     assert Event.objects.get(router=router).cost == pytest.approx(2.0)
 
@@ -387,7 +388,7 @@ def test_retention__two_purges_at_once__second_skips(router, actor, monkeypatch)
     now = datetime.now(UTC)
     ingest(router, [make_event(timestamp=now - timedelta(days=11, hours=i)) for i in range(5)])
     first_inside, release = threading.Event(), threading.Event()
-    retention_days = services.retention_days
+    retention_days = retention.retention_days
 
     def slow_first(router):
         # The first purge pauses inside (holding its lock) until the second one has finished.
@@ -396,12 +397,12 @@ def test_retention__two_purges_at_once__second_skips(router, actor, monkeypatch)
             release.wait(10)
         return retention_days(router)
 
-    monkeypatch.setattr(services, "retention_days", slow_first)
+    monkeypatch.setattr(retention, "retention_days", slow_first)
     results: dict[str, int] = {}
 
     def purge(name: str) -> None:
         try:
-            results[name] = services.purge_expired_events(router_id=router.pk, now=now)
+            results[name] = retention.purge_expired_events(router_id=router.pk, now=now)
         finally:
             connection.close()
 
@@ -417,4 +418,4 @@ def test_retention__two_purges_at_once__second_skips(router, actor, monkeypatch)
     assert results == {"first": 5, "second": 0}
     assert not Event.objects.filter(router=router).exists()
     # The lock is released: a later purge runs (and finds nothing left).
-    assert services.purge_expired_events(router_id=router.pk, now=now) == 0
+    assert retention.purge_expired_events(router_id=router.pk, now=now) == 0

@@ -11,9 +11,10 @@ import pytest
 from celery.result import AsyncResult
 
 from tests.tracking.conftest import make_event, test_database_url
-from tracking import services, tasks
+from tracking import repricing, tasks
+from tracking.ingest import record_events
 from tracking.models import EventRollup, ModelPrice
-from tracking.selectors import savings_report
+from tracking.reports import savings_report
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,7 +23,7 @@ pytestmark = [
 
 
 def ingest(router, events):
-    result = services.record_events(router_id=router.pk, payload={"events": events})
+    result = record_events(router_id=router.pk, payload={"events": events})
     assert result.accepted == len(events)
 
 
@@ -62,7 +63,7 @@ def test_price_change__queues_repricing_on_the_worker(celery_worker, router):
     ingest(router, acme_events(10))
     assert savings_report(router=router)["unpriced_requests"] == 10
 
-    services.set_model_price(
+    repricing.set_model_price(
         model="acme-9",
         input_per_token=Decimal("0.000002"),
         output_per_token=Decimal("0.000004"),
@@ -77,7 +78,7 @@ def test_price_change__queues_repricing_on_the_worker(celery_worker, router):
 
 def test_recompute_savings__reports_progress_then_success(celery_worker, router):
     ingest(router, acme_events(30))
-    services.set_model_price(
+    repricing.set_model_price(
         model="acme-9",
         input_per_token=Decimal("0.000001"),
         output_per_token=Decimal("0"),

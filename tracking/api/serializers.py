@@ -1,4 +1,5 @@
-"""OpenAPI shapes of the tracking API (documentation only: events are validated by msgspec)."""
+"""Tracking API shapes: guardrail input and output; events' OpenAPI shape (documentation only:
+events are validated by msgspec)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,20 @@ class SavingsReportSerializer(MetricsSummarySerializer):
     by_day = serializers.ListField(child=serializers.DictField())
     by_domain = serializers.ListField(child=serializers.DictField())
     by_model = serializers.ListField(child=serializers.DictField())
+
+
+class GuardrailInput(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=1440)
+    min_requests = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000_000)
+
+
+class GuardrailOutput(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    min_success_rate = serializers.FloatField()
+    max_fallback_rate = serializers.FloatField()
+    window_minutes = serializers.IntegerField()
+    min_requests = serializers.IntegerField()
+    last_tripped_at = serializers.DateTimeField(allow_null=True)

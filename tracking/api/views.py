@@ -16,13 +16,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.api.auth import request_role
+from controlplane.api.auth import request_actor, request_role
 from controlplane.api.errors import errors_response
-from controlplane.api.permissions import IsRouterReader
+from controlplane.api.input import router_for, validated
+from controlplane.api.output import ErrorOutput
+from controlplane.api.permissions import IsRouterReader, IsViewer
 from controlplane.models import ApiKey, Role, Router
-from tracking import selectors, services
+from tracking import guardrails, reports
 from tracking.api import serializers
 from tracking.events import BatchError
+from tracking.ingest import record_events
+from tracking.models import Guardrail
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
@@ -58,7 +62,7 @@ class EventIngestApi(APIView):
         except orjson.JSONDecodeError as exc:
             return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
         try:
-            result = services.record_events(router_id=request.auth.router_id, payload=body, raw=raw)
+            result = record_events(router_id=request.auth.router_id, payload=body, raw=raw)
         except BatchError as exc:
             return _json({"errors": exc.errors}, exc.status)
         return _json(result.to_dict())
@@ -83,18 +87,18 @@ def parse_period_days(raw: str | None) -> int | None:
     if not raw.isdigit():
         return None
     value = int(raw)
-    return value if 1 <= value <= selectors.MAX_PERIOD_DAYS else None
+    return value if 1 <= value <= reports.MAX_PERIOD_DAYS else None
 
 
 class _ReportApi(APIView):
     permission_classes = [IsRouterReader]
-    selector = staticmethod(selectors.savings_report)
+    selector = staticmethod(reports.savings_report)
 
     def get(self, request: Request) -> Response | HttpResponse:
         period_days = parse_period_days(request.query_params.get("period_days"))
         if period_days is None:
             return errors_response(
-                {"period_days": [f"Must be an integer from 1 to {selectors.MAX_PERIOD_DAYS}."]}
+                {"period_days": [f"Must be an integer from 1 to {reports.MAX_PERIOD_DAYS}."]}
             )
         if request_role(request) is None:
             raise PermissionDenied()
@@ -109,11 +113,33 @@ PERIOD_DAYS = OpenApiParameter("period_days", int, description="1..366, default 
 class SavingsReportApi(_ReportApi):
     """GET reports/savings?period_days=N: totals plus by_day, by_domain and by_model."""
 
-    selector = staticmethod(selectors.savings_report)
+    selector = staticmethod(reports.savings_report)
 
 
 @extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.MetricsSummarySerializer})
 class MetricsSummaryApi(_ReportApi):
     """GET metrics/summary?period_days=N: the headline metrics."""
 
-    selector = staticmethod(selectors.metrics_summary)
+    selector = staticmethod(reports.metrics_summary)
+
+
+class RouterGuardrailApi(APIView):
+    """Automatic step back when a routed phase hurts success or fallback rates."""
+
+    permission_classes = [IsViewer]
+
+    @extend_schema(responses=serializers.GuardrailOutput)
+    def get(self, request: Request, slug: str) -> Response:
+        router = router_for(request, slug)
+        guardrail = Guardrail.objects.filter(router=router).first() or Guardrail(router=router)
+        return Response(serializers.GuardrailOutput(guardrail).data)
+
+    @extend_schema(
+        request=serializers.GuardrailInput,
+        responses={200: serializers.GuardrailOutput, 400: ErrorOutput},
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        router = router_for(request, slug)
+        data = validated(serializers.GuardrailInput, request)
+        guardrail = guardrails.set_guardrail(router=router, actor=request_actor(request), **data)
+        return Response(serializers.GuardrailOutput(guardrail).data)

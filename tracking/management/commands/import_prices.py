@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracking.pricing import load_price_file
-from tracking.services import import_prices
+from tracking.repricing import import_prices
 
 
 class Command(BaseCommand):

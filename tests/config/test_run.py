@@ -1,4 +1,4 @@
-"""The run command (`python -m controlplane.run`) against the embedded defaults.
+"""The run command (`python -m config.run`) against the embedded defaults.
 
 Real processes: embedded PostgreSQL and Redis, uvicorn, a Celery worker and beat. Both tests
 share one data dir, so only the first pays for initdb and migrations.
@@ -35,7 +35,7 @@ def data_dir() -> Path:
     assert len(str(path / "pgdata" / ".s.PGSQL.5432")) > 108
     yield path
     subprocess.run(
-        [sys.executable, "-m", "controlplane.embedded", "stop"],
+        [sys.executable, "-m", "config.embedded", "stop"],
         cwd=ROOT,
         env={**os.environ, "ROUTEPLANE_DATA_DIR": str(path)},
         capture_output=True,
@@ -84,7 +84,7 @@ class Run:
         }
         environ.update(ROUTEPLANE_DATA_DIR=str(data_dir), PORT=str(self.port), **env)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "controlplane.run", "--web-workers", "2"],
+            [sys.executable, "-m", "config.run", "--web-workers", "2"],
             cwd=ROOT,
             env=environ,
             stdin=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""Dashboard savings page: charts (inline SVG), breakdowns, CSV export, "Recompute now"."""
+"""The savings page: savings, quality and health per day, domain and model; CSV; recompute."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from controlplane.views import HTMX_VARY, _router, dashboard_view, htmx_partial
+from dashboard.views.base import (
+    HTMX_VARY,
+    dashboard_view,
+    htmx_partial,
+    router_or_404,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,7 @@ def period_from(request: HttpRequest) -> int:
 
 def savings_report(router: Any, period_days: int) -> dict[str, Any] | None:
     try:
-        from tracking.selectors import savings_report as select_report
+        from tracking.reports import savings_report as select_report
     except ImportError:
         return None
     return select_report(router=router, period_days=period_days)
@@ -246,7 +251,7 @@ def savings_fraction(report: dict[str, Any] | None) -> float | None:
 @vary_on_headers(*HTMX_VARY)
 @dashboard_view()
 def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     period = period_from(request)
     if request.GET.get("format") == "csv":
         return _csv_response(router, period)
@@ -268,7 +273,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
     if not context["summary"]["total_requests"]:
         # As on the daily rows: with no request in the period, rates and latency are unknown.
         context["summary"].update(dict.fromkeys(SUMMARY_PER_REQUEST))
-    template = "tracking/savings.html"
+    template = "dashboard/savings.html"
     if htmx_partial(request):
         template += "#savings-body"
     return render(request, template, context)
@@ -277,7 +282,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @dashboard_view()
 def router_savings_csv(request: HttpRequest, slug: str) -> HttpResponse:
-    return _csv_response(_router(slug), period_from(request))
+    return _csv_response(router_or_404(slug), period_from(request))
 
 
 def _csv_response(router: Any, period: int) -> HttpResponse:
@@ -294,27 +299,27 @@ def _csv_response(router: Any, period: int) -> HttpResponse:
 @require_POST
 @dashboard_view(write=True)
 def router_recompute(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     try:
         from tracking.tasks import recompute_savings
     except ImportError:
         context = {"router": router, "state": "UNAVAILABLE", "task_id": None}
-        return render(request, "tracking/savings.html#recompute-status", context, status=503)
+        return render(request, "dashboard/savings.html#recompute-status", context, status=503)
     try:
         result = recompute_savings.delay(router.pk)
     except Exception:
         # Broker (Redis) down: say so rather than fail the page.
         log.exception("could not queue recompute_savings")
         context = {"router": router, "state": "BROKER_DOWN", "task_id": None}
-        return render(request, "tracking/savings.html#recompute-status", context, status=503)
+        return render(request, "dashboard/savings.html#recompute-status", context, status=503)
     context = {"router": router, "state": "PENDING", "task_id": result.id}
-    return render(request, "tracking/savings.html#recompute-status", context, status=202)
+    return render(request, "dashboard/savings.html#recompute-status", context, status=202)
 
 
 @vary_on_headers("HX-Request")
 @dashboard_view()
 def router_recompute_status(request: HttpRequest, slug: str, task_id: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     try:
         uuid.UUID(task_id)
     except ValueError:
@@ -338,7 +343,7 @@ def router_recompute_status(request: HttpRequest, slug: str, task_id: str) -> Ht
         "info": info,
         "progress": progress,
     }
-    response = render(request, "tracking/savings.html#recompute-status", context)
+    response = render(request, "dashboard/savings.html#recompute-status", context)
     if state == "SUCCESS":
         # Tell the page to reload its figures now that the recompute is done.
         response["HX-Trigger"] = "savings-recomputed"

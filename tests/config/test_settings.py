@@ -16,7 +16,7 @@ def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
     base |= {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test", "REDIS_URL": "redis://x"}
     return subprocess.run(
-        [sys.executable, "-c", "import controlplane.settings as s; print(s.DEBUG)"],
+        [sys.executable, "-c", "import config.settings as s; print(s.DEBUG)"],
         cwd=ROOT,
         env=base | env,
         capture_output=True,

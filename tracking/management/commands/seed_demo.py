@@ -11,6 +11,7 @@ from django.db import transaction
 from controlplane.actors import Actor
 from controlplane.models import Router
 from controlplane.services import create_api_key, create_router, set_flag, set_phase, update_config
+from tracking.demo import seed_events
 
 DEMO_ROUTER = "demo"
 DEFAULT_PASSWORD = "routeplane-demo"
@@ -68,11 +69,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Demo router {router.slug!r} exists (revision {router.current_revision.number})."
             )
-        added = self._events(router, days)
-        if added is None:
-            self.stdout.write("Synthetic events: skipped (tracking ingestion not available).")
-        else:
-            self.stdout.write(f"Synthetic events: {added} added.")
+        added = seed_events(router=router, days=days)
+        self.stdout.write(f"Synthetic events: {added} added.")
 
     def _user(self, username: str, group_name: str, password: str) -> bool:
         user_model = get_user_model()
@@ -119,8 +117,3 @@ class Command(BaseCommand):
         _, raw = create_api_key(router=router, role="router", name="demo router", actor=actor)
         router.refresh_from_db()
         return router, raw
-
-    def _events(self, router: Router, days: int) -> int | None:
-        from controlplane.management.commands._demo_events import seed_events
-
-        return seed_events(router=router, days=days)

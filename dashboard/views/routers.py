@@ -1,37 +1,26 @@
-"""The operator dashboard: login, overview, router page with every action, audit log.
-
-Views are thin: reads come from selectors, every write is one call of the same service the API
-uses (so it is audited the same way), attributed to `Actor.for_user`. Each page renders in full,
-and the part htmx asks for (request.htmx) renders from the same template via a partial.
-"""
+"""The router page: phases, kill switch, flags, config, revisions, clients, and every action."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import LoginView, redirect_to_login
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane import selectors, services
-from controlplane.actors import Actor
-from controlplane.api.auth import user_role
-from controlplane.forms import (
-    AuditFilterForm,
+from controlplane.models import PHASE_ORDER, ConfigRevision, Phase, Router, RouterClient
+from controlplane.services import NothingToStepBackTo, StaleRevision
+from controlplane.snapshot import Snapshot
+from dashboard.forms import (
     ConfigForm,
     FlagForm,
     KillSwitchForm,
@@ -39,27 +28,24 @@ from controlplane.forms import (
     RollbackForm,
     StepBackForm,
 )
-from controlplane.models import PHASE_ORDER, ConfigRevision, Phase, Role, Router, RouterClient
-from controlplane.services import NothingToStepBackTo, StaleRevision
-from controlplane.snapshot import Snapshot
+from dashboard.views.base import (
+    CONNECTED_WINDOW,
+    HTMX_VARY,
+    dashboard_view,
+    htmx_partial,
+    router_or_404,
+)
 from routing.config import KNOWN_DOMAINS
 from routing.evaluation import DOMAIN_FLAGS, FLAG_NAMES, KILLABLE_FLAGS
 
 log = logging.getLogger(__name__)
 
-# A client polling within this window counts as connected (the SDK polls far more often).
-CONNECTED_WINDOW = timedelta(minutes=2)
 # Clients gone longer than this drop off the router page; the API still lists them.
 CLIENT_LIST_WINDOW = timedelta(hours=24)
 HISTORY_LIMIT = 20
-AUDIT_PAGE_SIZE = 50
-LOGIN_FAILURE_LIMIT = 10
-LOGIN_FAILURE_WINDOW = 60
 STALE_MESSAGE = "Someone else changed this router; reloaded. Check the current state and retry."
-VIEWER_MESSAGE = "Viewers cannot change routers."
 # Actions that are a bare button: their errors go in the panel's banner.
 BUTTON_ONLY_SLOTS = {"rollback", "step_back"}
-
 FLAG_HELP = {
     "routellm_enabled": "Route every request through RouteLLM (the full rollout).",
     "routellm_cost_tracking": "Send routing events and costs to the control plane.",
@@ -74,164 +60,6 @@ PHASE_HELP = {
     Phase.SINGLE_DOMAIN: "One domain routed through RouteLLM.",
     Phase.FULL: "Every request routed through RouteLLM.",
 }
-
-
-# Pages answer htmx with a partial, so caches must key on these headers; a history restore
-# carries HX-Request too but needs the full page (see htmx_partial).
-HTMX_VARY = ("HX-Request", "HX-History-Restore-Request")
-
-
-def htmx_partial(request: HttpRequest) -> bool:
-    """True when an htmx request wants just the swapped part of a page.
-
-    After Back past an hx-push-url navigation, htmx 2 re-fetches the page when its history cache
-    misses (HX-History-Restore-Request, with HX-Request) and swaps the answer in for the whole
-    body: a partial there would leave the operator on a page with no header or navigation.
-    """
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def dashboard_view(*, write: bool = False) -> Callable:
-    """Login and a role are required; writes need the operator role (403 for viewers)."""
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.is_authenticated:
-                if getattr(request, "htmx", False):
-                    # A swap target is no place for a login page: send the whole tab there.
-                    return HttpResponseClientRedirect(f"/login/?next={request.path}")
-                return redirect_to_login(request.get_full_path())
-            role = user_role(request.user)
-            request.role = role  # type: ignore[attr-defined]
-            request.is_operator = role == Role.OPERATOR  # type: ignore[attr-defined]
-            if role is None:
-                return render(request, "controlplane/no_role.html", status=403)
-            if write and role != Role.OPERATOR:
-                return render(
-                    request, "controlplane/forbidden.html", {"message": VIEWER_MESSAGE}, status=403
-                )
-            request.actor = Actor.for_user(request.user, client_ip(request))  # type: ignore[attr-defined]
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-# --- Login -----------------------------------------------------------------------------------
-
-
-def _failure_key(ip: str | None) -> str:
-    return f"routeplane:login-failures:{ip or 'unknown'}"
-
-
-def login_failures(ip: str | None) -> int:
-    try:
-        return int(cache.get(_failure_key(ip)) or 0)
-    except Exception as exc:  # Redis down: fail open, people must still be able to log in
-        log.warning("login limit skipped, cache unavailable: %s", exc.__class__.__name__)
-        return 0
-
-
-def record_login_failure(ip: str | None) -> None:
-    key = _failure_key(ip)
-    try:
-        # The window starts at the first failure; add() does not extend it.
-        cache.add(key, 0, timeout=LOGIN_FAILURE_WINDOW)
-        cache.incr(key)
-    except Exception as exc:
-        log.warning("login failure not counted, cache unavailable: %s", exc.__class__.__name__)
-
-
-class RoutePlaneLoginView(LoginView):
-    """Django's login, refusing an IP after 10 failed attempts within a minute."""
-
-    template_name = "controlplane/login.html"
-    redirect_authenticated_user = True
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if login_failures(client_ip(request)) >= LOGIN_FAILURE_LIMIT:
-            form = self.get_form_class()(request)
-            context = self.get_context_data(form=form, locked_out=True)
-            response = self.render_to_response(context, status=429)
-            response["Retry-After"] = str(LOGIN_FAILURE_WINDOW)
-            return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: Any) -> HttpResponse:
-        record_login_failure(client_ip(self.request))
-        return self.render_to_response(self.get_context_data(form=form), status=400)
-
-
-# --- Overview --------------------------------------------------------------------------------
-
-
-def _overview_stats(routers: list[Router]) -> dict[int, dict[str, Any]]:
-    """Today's savings per router from tracking; an empty dict (shown as —) if unavailable."""
-    try:
-        from tracking.selectors import overview_stats
-    except ImportError:
-        return {}
-    try:
-        return overview_stats(routers=routers) or {}
-    except Exception:
-        # The overview is where operators start under pressure: it must load without stats.
-        log.exception("overview stats failed")
-        return {}
-
-
-def overview_rows() -> list[dict[str, Any]]:
-    cutoff = timezone.now() - CONNECTED_WINDOW
-    connected = Q(clients__last_seen__gte=cutoff)
-    routers = list(
-        selectors.router_list().annotate(
-            connected_clients=Count("clients", filter=connected),
-            behind_clients=Count(
-                "clients",
-                filter=connected & Q(clients__revision__lt=F("current_revision__number")),
-            ),
-        )
-    )
-    stats = _overview_stats(routers)
-    rows = []
-    for router in routers:
-        figures = stats.get(router.pk)
-        baseline = (figures or {}).get("baseline_cost") or 0
-        fraction = (figures or {}).get("estimated_savings", 0) / baseline if baseline else None
-        rows.append(
-            {
-                "router": router,
-                "stats": figures,
-                # Without a request today the stats are zero defaults, not measurements: the
-                # page shows "no traffic" instead of a 0.0 % success rate that reads as an outage.
-                "traffic": bool(figures and figures.get("total_requests")),
-                "savings_fraction": fraction,
-            }
-        )
-    return rows
-
-
-@vary_on_headers(*HTMX_VARY)
-@dashboard_view()
-def overview(request: HttpRequest) -> HttpResponse:
-    context = {"rows": overview_rows(), "now": timezone.now()}
-    template = "controlplane/overview.html"
-    if htmx_partial(request):
-        template += "#router-table"
-    return render(request, template, context)
-
-
-# --- Router page -----------------------------------------------------------------------------
-
-
-def _router(slug: str) -> Router:
-    return get_object_or_404(selectors.router_list(), slug=slug)
 
 
 def _phase_steps(current: ConfigRevision) -> list[dict[str, Any]]:
@@ -376,7 +204,7 @@ def router_context(
 def _render_router(
     request: HttpRequest, router: Router, *, status: int = 200, **kwargs: Any
 ) -> HttpResponse:
-    template = "controlplane/router.html"
+    template = "dashboard/router.html"
     if htmx_partial(request):
         template += "#router-panel"
     return render(request, template, router_context(request, router, **kwargs), status=status)
@@ -385,22 +213,22 @@ def _render_router(
 @vary_on_headers(*HTMX_VARY)
 @dashboard_view()
 def router_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     if htmx_partial(request) and request.GET.get("part") == "history":
         context = router_context(request, router)
-        return render(request, "controlplane/router.html#revision-history", context)
+        return render(request, "dashboard/router.html#revision-history", context)
     return _render_router(request, router)
 
 
 @vary_on_headers("HX-Request")
 @dashboard_view()
 def router_clients(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     number = router.current_revision.number
     context = {"router": router, "clients": client_rows(router, number), "current_number": number}
     if request.htmx:
-        return render(request, "controlplane/router.html#client-list", context)
-    return redirect("controlplane:router-detail", slug=slug)
+        return render(request, "dashboard/router.html#client-list", context)
+    return redirect("dashboard:router-detail", slug=slug)
 
 
 def _apply_errors(form: Any, exc: ValidationError) -> None:
@@ -451,13 +279,13 @@ def _act(
     if request.htmx:
         return _render_router(request, router, notice=notice)
     messages.success(request, notice)
-    return redirect("controlplane:router-detail", slug=router.slug)
+    return redirect("dashboard:router-detail", slug=router.slug)
 
 
 @require_POST
 @dashboard_view(write=True)
 def router_phase(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     slot = "domain" if request.POST.get("form") == "domain" else "phase"
     form = PhaseForm(request.POST, auto_id=f"id_{slot}_%s")
 
@@ -478,7 +306,7 @@ def router_phase(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @dashboard_view(write=True)
 def router_step_back(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     form = StepBackForm(request.POST, auto_id="id_step_back_%s")
 
     def call(data: dict[str, Any]) -> ConfigRevision:
@@ -500,7 +328,7 @@ def router_step_back(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @dashboard_view(write=True)
 def router_kill_switch(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     form = KillSwitchForm(request.POST, auto_id="id_kill_%s")
 
     def call(data: dict[str, Any]) -> ConfigRevision:
@@ -520,7 +348,7 @@ def router_kill_switch(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @dashboard_view(write=True)
 def router_flag(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     if name not in FLAG_NAMES:
         return _render_router(request, router, status=400, error=f"Unknown flag {name!r}.")
     form = FlagForm(request.POST, auto_id=f"id_flag_{name}_%s")
@@ -542,7 +370,7 @@ def router_flag(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @require_POST
 @dashboard_view(write=True)
 def router_config(request: HttpRequest, slug: str) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     form = ConfigForm(request.POST)
 
     def call(data: dict[str, Any]) -> ConfigRevision | str:
@@ -569,7 +397,7 @@ def router_config(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @dashboard_view(write=True)
 def router_rollback(request: HttpRequest, slug: str, number: int) -> HttpResponse:
-    router = _router(slug)
+    router = router_or_404(slug)
     form = RollbackForm({**request.POST.dict(), "revision": number}, auto_id=False)
 
     def call(data: dict[str, Any]) -> ConfigRevision:
@@ -582,29 +410,3 @@ def router_rollback(request: HttpRequest, slug: str, number: int) -> HttpRespons
         )
 
     return _act(request, router, form, "rollback", call, f"Rolled back to revision {number}.")
-
-
-# --- Audit log -------------------------------------------------------------------------------
-
-
-@vary_on_headers(*HTMX_VARY)
-@dashboard_view()
-def audit(request: HttpRequest) -> HttpResponse:
-    slugs = list(Router.objects.order_by("slug").values_list("slug", flat=True))
-    form = AuditFilterForm(request.GET or None, routers=slugs)
-    filters: dict[str, Any] = {}
-    status = 200
-    if form.is_bound:
-        if form.is_valid():
-            filters = {k: v for k, v in form.cleaned_data.items() if v}
-        else:
-            status = 400
-    entries = selectors.audit_list(**filters)
-    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode()}
-    template = "controlplane/audit.html"
-    if htmx_partial(request):
-        template += "#audit-results"
-    return render(request, template, context, status=status)

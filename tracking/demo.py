@@ -1,6 +1,5 @@
 """Synthetic routing events for the demo router, so the savings page has something to show.
 
-Kept apart from seed_demo, and guarded, so the command works whatever state tracking is in.
 Deterministic (seeded RNG, event ids derived from the router and index): a second run adds
 nothing, because ingestion stores each event_id at most once.
 """
@@ -13,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controlplane.models import Router
+from tracking.ingest import record_events
+from tracking.rollups import rollup_events
 
 DOMAINS = ["technical", "general", "creative", "medical", "legal", "scientific"]
 EVENTS_PER_DAY = 120
@@ -57,12 +58,8 @@ def _events(router: Router, days: int, now: datetime) -> list[dict[str, Any]]:
     return events
 
 
-def seed_events(*, router: Router, days: int) -> int | None:
-    """Ingest `days` of events; None when tracking has no ingestion service (yet)."""
-    try:
-        from tracking.services import record_events
-    except ImportError:
-        return None
+def seed_events(*, router: Router, days: int) -> int:
+    """Ingest `days` of demo events; returns how many were stored."""
     now = datetime.now(UTC)
     events = _events(router, days, now)
     accepted = 0
@@ -71,10 +68,6 @@ def seed_events(*, router: Router, days: int) -> int | None:
             router_id=router.pk, payload={"events": events[offset : offset + BATCH]}, now=now
         )
         accepted += result.accepted
-    try:  # fold the new rows into the hourly rollups now rather than at the next beat tick
-        from tracking.services import rollup_events
-
-        rollup_events()
-    except Exception:  # the beat job folds them in within a minute anyway
-        pass
+    # Fold the new rows into the rollups now rather than at the next beat tick.
+    rollup_events()
     return accepted

@@ -1,4 +1,4 @@
-"""The local run command: `python -m controlplane.run` (what ./scripts/run.sh execs).
+"""The local run command: `python -m config.run` (what ./scripts/run.sh execs).
 
 Starts the embedded PostgreSQL and Redis once when DATABASE_URL / REDIS_URL are unset, then
 migrates, collects static files, seeds the demo, and supervises three children: the web server
@@ -85,7 +85,7 @@ def _pump(name: str, stream: IO[bytes]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m controlplane.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m config.run", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument(
@@ -106,10 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def prepare_environment() -> tuple[dict[str, str], list[str]]:
     """The children's environment; starts the embedded servers when no URL is given."""
     os.environ.setdefault("DEBUG", "1")  # local runs need no SECRET_KEY; DEBUG=0 works too
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     embedded: list[str] = []
-    from controlplane import embedded as services
+    from config import embedded as services
 
     if os.environ.get("ROUTEPLANE_DATA_DIR"):
         # One data dir holds everything a run writes, so runs side by side never share files.
@@ -161,18 +161,18 @@ class SetupFailed(Exception):
 def children(args: argparse.Namespace) -> list[Child]:
     python = sys.executable
     web = [
-        python, "-m", "uvicorn", "controlplane.asgi:application",
+        python, "-m", "uvicorn", "config.asgi:application",
         "--host", args.host, "--port", str(args.port),
         "--workers", str(args.web_workers),
         "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--timeout-graceful-shutdown", "5",
     ]  # fmt: skip
     worker = [
-        python, "-m", "celery", "-A", "controlplane", "worker",
+        python, "-m", "celery", "-A", "config", "worker",
         "--loglevel", "INFO", "--concurrency", str(args.worker_concurrency),
     ]  # fmt: skip
     beat = [
-        python, "-m", "celery", "-A", "controlplane", "beat", "--loglevel", "INFO",
+        python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
         "--pidfile=",  # no stale pidfile blocks the next start after a crash
     ]  # fmt: skip
@@ -214,7 +214,7 @@ def stop_children(running: list[Child]) -> None:
 
 
 def stop_embedded(names: list[str]) -> None:
-    from controlplane import embedded
+    from config import embedded
 
     if "redis" in names and embedded.stop_redis():
         say("embedded Redis stopped")

@@ -3,13 +3,13 @@
 Used only when DATABASE_URL / REDIS_URL are unset; production and CI always pass URLs.
 Both servers live under ROUTEPLANE_DATA_DIR (default ./var) and outlive the process that
 started them, so web, worker, beat and manage.py all join the same pair; `python -m
-controlplane.run` starts them once and stops them on exit (or `python -m controlplane.embedded
+config.run` starts them once and stops them on exit (or `python -m config.embedded
 stop`).
 
-    python -m controlplane.embedded start   # print DATABASE_URL=... and REDIS_URL=...
-    eval "$(python -m controlplane.embedded env)"   # export the URLs that are unset
-    python -m controlplane.embedded stop
-    python -m controlplane.embedded status
+    python -m config.embedded start   # print DATABASE_URL=... and REDIS_URL=...
+    eval "$(python -m config.embedded env)"   # export the URLs that are unset
+    python -m config.embedded stop
+    python -m config.embedded status
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def embedded_postgres_url() -> str:
         # Started from a child in its own session: a Ctrl-C in this terminal must not stop
         # the server under the processes that still use it.
         subprocess.run(
-            [sys.executable, "-m", "controlplane.embedded", "postgres-url"],
+            [sys.executable, "-m", "config.embedded", "postgres-url"],
             check=True,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -282,7 +282,7 @@ def main(argv: list[str]) -> int:
         print(f"DATABASE_URL={embedded_postgres_url()}")
         print(f"REDIS_URL={embedded_redis_url()}")
     elif action == "env":
-        # Shell exports for whichever URL is unset: eval "$(python -m controlplane.embedded env)"
+        # Shell exports for whichever URL is unset: eval "$(python -m config.embedded env)"
         if not os.environ.get("DATABASE_URL"):
             print(f"export DATABASE_URL={shlex.quote(embedded_postgres_url())}")
         if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
@@ -295,7 +295,7 @@ def main(argv: list[str]) -> int:
         print(f"postgres: {'running' if postgres_running() else 'stopped'}")
         print(f"redis: {'running' if redis_running() else 'stopped'}")
     else:
-        print(f"usage: python -m controlplane.embedded start|env|stop|status (not {action!r})")
+        print(f"usage: python -m config.embedded start|env|stop|status (not {action!r})")
         return 2
     return 0
 

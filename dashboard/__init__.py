@@ -1,0 +1,1 @@
+"""The htmx dashboard: every HTML page, its forms, template tags and static files."""

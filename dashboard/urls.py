@@ -1,0 +1,37 @@
+from django.contrib.auth.views import LogoutView
+from django.urls import path
+
+from dashboard.views import audit, login, overview, routers, savings
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("login/", login.RoutePlaneLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("", overview.overview, name="overview"),
+    path("audit/", audit.audit, name="audit"),
+    path("routers/<slug:slug>/", routers.router_detail, name="router-detail"),
+    path("routers/<slug:slug>/clients/", routers.router_clients, name="router-clients"),
+    path("routers/<slug:slug>/phase/", routers.router_phase, name="router-phase"),
+    path("routers/<slug:slug>/step-back/", routers.router_step_back, name="router-step-back"),
+    path("routers/<slug:slug>/kill-switch/", routers.router_kill_switch, name="router-kill-switch"),
+    path("routers/<slug:slug>/flags/<str:name>/", routers.router_flag, name="router-flag"),
+    path("routers/<slug:slug>/config/", routers.router_config, name="router-config"),
+    path(
+        "routers/<slug:slug>/rollback/<int:number>/",
+        routers.router_rollback,
+        name="router-rollback",
+    ),
+    path("routers/<slug:slug>/savings/", savings.router_savings, name="router-savings"),
+    path("routers/<slug:slug>/savings.csv", savings.router_savings_csv, name="router-savings-csv"),
+    path(
+        "routers/<slug:slug>/savings/recompute/",
+        savings.router_recompute,
+        name="router-recompute",
+    ),
+    path(
+        "routers/<slug:slug>/savings/recompute/<str:task_id>/",
+        savings.router_recompute_status,
+        name="router-recompute-status",
+    ),
+]
