@@ -1,11 +1,19 @@
-"""Per-key rate limits on Redis that fail open: Redis down must not take the API down."""
+"""Per-key rate limits on Redis that fail open: Redis down must not take the API down.
+
+The count is one atomic Redis INCR per request in a fixed window, so every web process and
+every replica shares it exactly, even under a parallel burst (DRF's default throttle reads,
+appends and writes back a history list, which two processes can interleave). A fixed window can
+let up to twice the rate through across a window boundary; within a window it never lets more.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
+from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -19,20 +27,7 @@ _WARN_EVERY_SECONDS = 60.0
 _last_warning = 0.0
 
 
-class FailOpenThrottle(SimpleRateThrottle):
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except Exception as exc:  # Redis unreachable: let the request through
-            global _last_warning
-            now = time.monotonic()
-            if now - _last_warning > _WARN_EVERY_SECONDS:  # once a minute, not per request
-                _last_warning = now
-                log.warning("rate limits off, cache unavailable: %s", exc.__class__.__name__)
-            return True
-
-
-class ApiKeyRateThrottle(FailOpenThrottle):
+class ApiKeyRateThrottle(SimpleRateThrottle):
     scope = "api_key"
 
     def get_rate(self) -> str | None:
@@ -49,3 +44,32 @@ class ApiKeyRateThrottle(FailOpenThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if self.rate is None:
+            return True
+        now = time.time()
+        window = int(now // self.duration)
+        self.window_end = (window + 1) * self.duration
+        key = f"{self.get_cache_key(request, view)}:{window}"
+        try:
+            # add() is SET NX (the window's first request creates the counter with its expiry);
+            # incr() is INCR: the count is exact across processes.
+            cache.add(key, 0, timeout=self.duration + 1)
+            count = cache.incr(key)
+        except Exception as exc:  # Redis unreachable: let the request through
+            _warn_fail_open(exc)
+            return True
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        """Seconds until the current window ends (the Retry-After of a 429)."""
+        return max(1, math.ceil(self.window_end - time.time()))
+
+
+def _warn_fail_open(exc: Exception) -> None:
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning > _WARN_EVERY_SECONDS:  # once a minute, not per request
+        _last_warning = now
+        log.warning("rate limits off, cache unavailable: %s", exc.__class__.__name__)
