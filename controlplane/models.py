@@ -168,3 +168,114 @@ class RouterClient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["router", "client_id"], name="client_once_per_router")
         ]
+
+
+class ChangePolicy(models.Model):
+    """Which changes of a router need a second operator's approval (none, by default).
+
+    Emergency actions (kill switch engage, emergency rollback) and steps down never do.
+    """
+
+    router = models.OneToOneField(Router, on_delete=models.CASCADE, related_name="change_policy")
+    approve_full_phase = models.BooleanField(default=False)
+    approve_kill_switch_release = models.BooleanField(default=False)
+    # A change of config.threshold by more than this (absolute); null: threshold changes free.
+    approve_threshold_change_above = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(approve_threshold_change_above__isnull=True)
+                | (
+                    Q(approve_threshold_change_above__gte=0)
+                    & Q(approve_threshold_change_above__lte=1)
+                ),
+                name="change_policy_threshold_step_fraction",
+            )
+        ]
+
+
+class ChangeRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class ChangeRequest(models.Model):
+    """A write the policy held for approval: the exact state it would publish on its base.
+
+    Approval publishes `snapshot` only while `base_revision` is still current; a request whose
+    base moved on is stale and must be made again from the current state.
+    """
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="change_requests")
+    base_revision = models.PositiveIntegerField()
+    action = models.CharField(max_length=64)
+    snapshot = models.JSONField()
+    diff = models.JSONField(default=dict)
+    reasons = models.JSONField(default=list, help_text="why the policy asks for approval")
+    reason = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=ChangeRequestStatus.choices, default=ChangeRequestStatus.PENDING
+    )
+    requested_by = models.CharField(max_length=200)
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True, default="")
+    applied_revision = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["router", "-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ChangeRequestStatus]),
+                name="change_request_status_known",
+            )
+        ]
+
+
+class ScheduledAction(models.TextChoices):
+    PHASE = "phase.set", "Phase change"
+    FLAG = "flag.set", "Flag change"
+    KILL_SWITCH_RELEASE = "kill_switch.release", "Kill switch release"
+
+
+class ScheduledStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    PENDING = "pending", "Pending"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ScheduledChange(models.Model):
+    """A phase change, flag change or kill switch release to apply at `run_at` (beat job)."""
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="scheduled_changes")
+    action = models.CharField(max_length=32, choices=ScheduledAction.choices)
+    params = models.JSONField(default=dict)
+    run_at = models.DateTimeField(db_index=True)
+    status = models.CharField(
+        max_length=20, choices=ScheduledStatus.choices, default=ScheduledStatus.PENDING
+    )
+    reason = models.TextField(blank=True, default="")
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_by = models.CharField(max_length=200, blank=True, default="")
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_revision = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["router", "run_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=[a.value for a in ScheduledAction]),
+                name="scheduled_change_action_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ScheduledStatus]),
+                name="scheduled_change_status_known",
+            ),
+        ]

@@ -1,4 +1,4 @@
-"""Rows a working database needs: the role groups and the stale-clients schedule.
+"""Rows a working database needs: the role groups and the control plane's beat schedules.
 
 Created by migrations and again after every `migrate`/`flush` (post_migrate), only if missing.
 """
@@ -11,6 +11,8 @@ from django.apps import apps as global_apps
 
 ROLE_GROUPS = ("operator", "viewer")
 STALE_CLIENTS_SCHEDULE = "controlplane: stale clients"
+SCHEDULED_CHANGES_SCHEDULE = "controlplane: apply scheduled changes"
+SCHEDULED_CHANGES_EVERY_SECONDS = 10
 
 
 def ensure_reference_data(apps: Any = global_apps) -> None:
@@ -25,6 +27,15 @@ def ensure_reference_data(apps: Any = global_apps) -> None:
             name=STALE_CLIENTS_SCHEDULE,
             task="controlplane.tasks.detect_stale_clients",
             interval=every_5_minutes,
+        )
+    if not PeriodicTask.objects.filter(name=SCHEDULED_CHANGES_SCHEDULE).exists():
+        every, _ = IntervalSchedule.objects.get_or_create(
+            every=SCHEDULED_CHANGES_EVERY_SECONDS, period="seconds"
+        )
+        PeriodicTask.objects.create(
+            name=SCHEDULED_CHANGES_SCHEDULE,
+            task="controlplane.tasks.apply_scheduled_changes",
+            interval=every,
         )
 
 

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from controlplane.actors import Actor
+from controlplane.approvals import check_policy
 from controlplane.models import (
     PHASE_ORDER,
     ApiKey,
@@ -52,7 +53,8 @@ def _fail(field: str, message: str) -> ValidationError:
     return ValidationError({field: [message]})
 
 
-def _locked(router: Router) -> tuple[Router, ConfigRevision]:
+def locked_router(router: Router) -> tuple[Router, ConfigRevision]:
+    """The router row locked for a write, and its current revision (with its flag states)."""
     router = Router.objects.select_for_update().get(pk=router.pk)
     current = ConfigRevision.objects.prefetch_related("flag_states").get(
         pk=router.current_revision_id
@@ -77,9 +79,20 @@ def publish_revision(
 ) -> ConfigRevision:
     """Write the next revision, point the router at it, audit it and notify the flag servers.
 
-    Must run inside the caller's transaction, with the router row locked.
+    Must run inside the caller's transaction, with the router row locked. A change the
+    router's change policy holds raises ApprovalRequired instead (controlplane.approvals).
     """
     last = router.revisions.order_by("-number").values_list("number", flat=True).first() or 0
+    if before is not None:
+        check_policy(
+            router=router,
+            base_revision=last,
+            action=action,
+            before=before,
+            after=snapshot,
+            actor=actor,
+            reason=reason,
+        )
     revision = ConfigRevision.objects.create(
         router=router,
         number=last + 1,
@@ -182,7 +195,7 @@ def update_config(
     if errors:
         raise ValidationError(errors)
     clean = validate_config_dict(changes, partial=partial)
-    router, current = _locked(router)
+    router, current = locked_router(router)
     _check_expected(current, expected_revision)
     before = Snapshot.of(current)
     after = before.with_config(**{k: clean[k] for k in CONFIG_FIELDS if k in clean})
@@ -218,7 +231,7 @@ def set_flag(
         or not (0 <= rollout_percent <= 100)
     ):
         raise _fail("rollout_percent", "must be an integer from 0 to 100")
-    router, current = _locked(router)
+    router, current = locked_router(router)
     _check_expected(current, expected_revision)
     before = Snapshot.of(current)
     after = before.with_flags({name: {"enabled": enabled, "rollout_percent": rollout_percent}})
@@ -243,7 +256,7 @@ def set_phase(
     reason: str = "",
 ) -> ConfigRevision:
     """Apply a phase preset (disabled → monitoring → single_domain → full)."""
-    router, current = _locked(router)
+    router, current = locked_router(router)
     _check_expected(current, expected_revision)
     before = Snapshot.of(current)
     try:
@@ -266,7 +279,7 @@ def step_back(*, router: Router, actor: Actor, reason: str = "") -> ConfigRevisi
 
     With no such revision (the router jumped straight up), the next lower preset is applied.
     """
-    router, current = _locked(router)
+    router, current = locked_router(router)
     if current.phase == Phase.DISABLED:
         raise NothingToStepBackTo("the router is already disabled")
     lower = [p for p, order in PHASE_ORDER.items() if order < PHASE_ORDER[current.phase]]
@@ -311,7 +324,7 @@ def set_kill_switch(
     reason = (reason or "").strip()
     if engaged and not reason:
         raise _fail("reason", "say why you engage the kill switch (it is kept in the audit log)")
-    router, current = _locked(router)
+    router, current = locked_router(router)
     _check_expected(current, expected_revision)
     before = Snapshot.of(current)
     after = before.evolve(kill_switch=engaged, kill_switch_reason=reason if engaged else "")
@@ -331,7 +344,7 @@ def rollback_to(
     expected_revision: int | None = None,
 ) -> ConfigRevision:
     """Publish a copy of revision `number`: its config, flags and phase; kill switch kept."""
-    router, current = _locked(router)
+    router, current = locked_router(router)
     _check_expected(current, expected_revision)
     target = router.revisions.filter(number=number).prefetch_related("flag_states").first()
     if target is None:
@@ -357,7 +370,7 @@ def emergency_rollback(*, router: Router, actor: Actor, reason: str) -> ConfigRe
     reason = (reason or "").strip()
     if not reason:
         raise _fail("reason", "an emergency rollback needs a reason")
-    router, current = _locked(router)
+    router, current = locked_router(router)
     before = Snapshot.of(current)
     after = emergency_snapshot(before, reason)
     return publish_revision(

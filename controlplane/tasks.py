@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from controlplane.scheduled_changes import apply_due_changes
 from controlplane.selectors import stale_client_list
 
 log = logging.getLogger(__name__)
@@ -23,3 +24,9 @@ def detect_stale_clients(minutes: int = 10) -> int:
             client.last_seen.isoformat(),
         )
     return len(clients)
+
+
+@shared_task(name="controlplane.tasks.apply_scheduled_changes")
+def apply_scheduled_changes() -> int:
+    """Apply the scheduled changes that are due (exactly once, whoever runs it)."""
+    return apply_due_changes()

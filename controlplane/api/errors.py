@@ -13,6 +13,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from controlplane.api.output import change_request_dict
+from controlplane.approvals import ApprovalRequired
+from controlplane.change_requests import file_change_request
 from controlplane.services import NothingToStepBackTo, StaleRevision
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,14 @@ def _as_field_errors(detail: Any) -> dict[str, list[str]]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApprovalRequired):
+        # The write's transaction rolled back; what it would have published waits for a
+        # second operator as a change request.
+        held = file_change_request(held=exc)
+        return Response(
+            {"change_request": change_request_dict(held), "changed": False},
+            status=status.HTTP_202_ACCEPTED,
+        )
     if isinstance(exc, StaleRevision):
         return errors_response(
             {"If-Match": [str(exc)]},

@@ -7,7 +7,15 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import serializers
 
-from controlplane.models import ApiKey, AuditEntry, ConfigRevision, Router, RouterClient
+from controlplane.models import (
+    ApiKey,
+    AuditEntry,
+    ChangeRequest,
+    ChangeRequestStatus,
+    ConfigRevision,
+    Router,
+    RouterClient,
+)
 
 
 class RevisionOutput(serializers.Serializer):
@@ -135,3 +143,32 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A router, viewer or operator API key: `Authorization: Bearer rp_…`",
         }
+
+
+class ChangeRequestOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    router = serializers.CharField(source="router.slug")
+    status = serializers.CharField()
+    action = serializers.CharField()
+    base_revision = serializers.IntegerField()
+    stale = serializers.SerializerMethodField()
+    diff = serializers.DictField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    reason = serializers.CharField()
+    requested_by = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    decided_by = serializers.CharField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_reason = serializers.CharField()
+    applied_revision = serializers.IntegerField(allow_null=True)
+
+    def get_stale(self, request: ChangeRequest) -> bool:
+        """A pending request whose base is no longer current cannot be approved."""
+        current = request.router.current_revision
+        return request.status == ChangeRequestStatus.PENDING and (
+            current is None or current.number != request.base_revision
+        )
+
+
+def change_request_dict(request: ChangeRequest) -> dict[str, Any]:
+    return dict(ChangeRequestOutput(request).data)

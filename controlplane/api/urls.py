@@ -1,6 +1,6 @@
 from django.urls import path
 
-from controlplane.api import flags, views
+from controlplane.api import changes, flags, views
 
 urlpatterns = [
     path("flags", flags.FlagsApi.as_view(), name="flags"),
@@ -36,6 +36,46 @@ urlpatterns = [
         "routers/<slug:slug>/keys/<slug:prefix>",
         views.ApiKeyDetailApi.as_view(),
         name="router-key-detail",
+    ),
+    path(
+        "routers/<slug:slug>/change-policy",
+        changes.RouterChangePolicyApi.as_view(),
+        name="router-change-policy",
+    ),
+    path(
+        "routers/<slug:slug>/change-requests/",
+        changes.ChangeRequestListApi.as_view(),
+        name="router-change-requests",
+    ),
+    path(
+        "routers/<slug:slug>/change-requests/<int:pk>",
+        changes.ChangeRequestDetailApi.as_view(),
+        name="router-change-request",
+    ),
+    path(
+        "routers/<slug:slug>/change-requests/<int:pk>/approve",
+        changes.ChangeRequestApproveApi.as_view(),
+        name="router-change-request-approve",
+    ),
+    path(
+        "routers/<slug:slug>/change-requests/<int:pk>/reject",
+        changes.ChangeRequestRejectApi.as_view(),
+        name="router-change-request-reject",
+    ),
+    path(
+        "routers/<slug:slug>/scheduled-changes/",
+        changes.ScheduledChangeListApi.as_view(),
+        name="router-scheduled-changes",
+    ),
+    path(
+        "routers/<slug:slug>/scheduled-changes/<int:pk>",
+        changes.ScheduledChangeDetailApi.as_view(),
+        name="router-scheduled-change",
+    ),
+    path(
+        "routers/<slug:slug>/scheduled-changes/<int:pk>/approve",
+        changes.ScheduledChangeApproveApi.as_view(),
+        name="router-scheduled-change-approve",
     ),
     path("audit/", views.AuditListApi.as_view(), name="audit-list"),
 ]
