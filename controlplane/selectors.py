@@ -7,7 +7,18 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from controlplane.models import ApiKey, AuditEntry, ConfigRevision, Router, RouterClient
+from controlplane.models import (
+    ApiKey,
+    AuditEntry,
+    ChangePolicy,
+    ChangeRequest,
+    ChangeRequestStatus,
+    ConfigRevision,
+    Router,
+    RouterClient,
+    ScheduledChange,
+    ScheduledStatus,
+)
 
 
 def router_list() -> QuerySet[Router]:
@@ -78,3 +89,33 @@ def stale_client_list(*, minutes: int = 10, now: datetime | None = None) -> list
         .filter(last_seen__lt=cutoff, last_seen__gte=cutoff - timedelta(days=1))
         .order_by("last_seen")
     )
+
+
+def change_policy(*, router: Router) -> ChangePolicy:
+    """The router's change policy (an unsaved all-off one when none was set)."""
+    return ChangePolicy.objects.filter(router=router).first() or ChangePolicy(router=router)
+
+
+def change_request_list(*, router: Router, pending: bool = False) -> QuerySet[ChangeRequest]:
+    requests = ChangeRequest.objects.filter(router=router).select_related(
+        "router__current_revision"
+    )
+    if pending:
+        requests = requests.filter(status=ChangeRequestStatus.PENDING)
+    return requests.order_by("-requested_at", "-id")
+
+
+def scheduled_change_list(*, router: Router, recent: int = 5) -> list[ScheduledChange]:
+    """Changes not yet run (soonest first), then the `recent` last ones that ran or ended."""
+    changes = ScheduledChange.objects.filter(router=router)
+    open_ = list(
+        changes.filter(
+            status__in=[ScheduledStatus.AWAITING_APPROVAL, ScheduledStatus.PENDING]
+        ).order_by("run_at", "id")
+    )
+    done = list(
+        changes.exclude(
+            status__in=[ScheduledStatus.AWAITING_APPROVAL, ScheduledStatus.PENDING]
+        ).order_by("-run_at", "-id")[:recent]
+    )
+    return open_ + done

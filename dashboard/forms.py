@@ -7,12 +7,14 @@ run inside the services, so the dashboard and the API cannot disagree about what
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 from django import forms
 
-from controlplane.models import Phase
+from controlplane.models import ChangePolicy, Phase, ScheduledAction
 from routing.config import CONFIG_FIELDS, KNOWN_DOMAINS, RouterType
+from routing.evaluation import FLAG_NAMES
 
 DOMAIN_CHOICES = [(d, d.capitalize()) for d in KNOWN_DOMAINS]
 REASON_MAX = 2000
@@ -181,3 +183,62 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["router"].choices = [("", "All routers")] + [(s, s) for s in routers or []]
         self.fields["action"].choices = self.ACTIONS
+
+
+class ChangePolicyForm(forms.Form):
+    approve_full_phase = forms.BooleanField(required=False, label="Going to phase full")
+    approve_kill_switch_release = forms.BooleanField(
+        required=False, label="Releasing the kill switch"
+    )
+    approve_threshold_change_above = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="A threshold change larger than",
+        help_text="Empty: threshold changes need no approval.",
+    )
+
+    @classmethod
+    def for_policy(cls, policy: ChangePolicy) -> ChangePolicyForm:
+        fields = ("approve_full_phase", "approve_kill_switch_release")
+        initial = {name: getattr(policy, name) for name in fields}
+        initial["approve_threshold_change_above"] = policy.approve_threshold_change_above
+        return cls(initial=initial, auto_id="id_policy_%s")
+
+
+class ScheduleForm(forms.Form):
+    """One scheduled change; `params()` gives the service the fields of the chosen action."""
+
+    action = forms.ChoiceField(choices=ScheduledAction.choices)
+    phase = forms.ChoiceField(choices=Phase.choices, required=False)
+    domain = forms.ChoiceField(choices=[("", "—"), *DOMAIN_CHOICES], required=False)
+    flag = forms.ChoiceField(choices=[(n, n) for n in FLAG_NAMES], required=False)
+    enabled = forms.BooleanField(required=False, label="Enabled")
+    rollout_percent = forms.IntegerField(required=False, min_value=0, max_value=100)
+    run_at = forms.DateTimeField(
+        label="When (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    reason = forms.CharField(required=False, max_length=REASON_MAX)
+
+    def clean_run_at(self) -> Any:
+        # The page says UTC; a datetime-local input carries no zone of its own.
+        value = self.cleaned_data["run_at"]
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+    def params(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if data["action"] == ScheduledAction.PHASE:
+            return {"phase": data.get("phase") or "", "domain": data.get("domain") or None}
+        if data["action"] == ScheduledAction.FLAG:
+            return {
+                "name": data.get("flag") or "",
+                "enabled": bool(data.get("enabled")),
+                "rollout_percent": data.get("rollout_percent"),
+            }
+        return {}
+
+
+class DecisionForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=REASON_MAX)

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard.views import audit, login, overview, routers, savings
+from dashboard.views import audit, changes, login, overview, routers, savings
 
 app_name = "dashboard"
 
@@ -21,6 +21,32 @@ urlpatterns = [
         "routers/<slug:slug>/rollback/<int:number>/",
         routers.router_rollback,
         name="router-rollback",
+    ),
+    path(
+        "routers/<slug:slug>/change-requests/<int:pk>/approve/",
+        changes.router_change_approve,
+        name="router-change-approve",
+    ),
+    path(
+        "routers/<slug:slug>/change-requests/<int:pk>/reject/",
+        changes.router_change_reject,
+        name="router-change-reject",
+    ),
+    path(
+        "routers/<slug:slug>/change-policy/",
+        changes.router_change_policy,
+        name="router-change-policy",
+    ),
+    path("routers/<slug:slug>/schedule/", changes.router_schedule, name="router-schedule"),
+    path(
+        "routers/<slug:slug>/schedule/<int:pk>/cancel/",
+        changes.router_schedule_cancel,
+        name="router-schedule-cancel",
+    ),
+    path(
+        "routers/<slug:slug>/schedule/<int:pk>/approve/",
+        changes.router_schedule_approve,
+        name="router-schedule-approve",
     ),
     path("routers/<slug:slug>/savings/", savings.router_savings, name="router-savings"),
     path("routers/<slug:slug>/savings.csv", savings.router_savings_csv, name="router-savings-csv"),

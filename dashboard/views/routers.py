@@ -17,15 +17,19 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from controlplane import selectors, services
+from controlplane.approvals import ApprovalRequired
+from controlplane.change_requests import file_change_request
 from controlplane.models import PHASE_ORDER, ConfigRevision, Phase, Router, RouterClient
 from controlplane.services import NothingToStepBackTo, StaleRevision
 from controlplane.snapshot import Snapshot
 from dashboard.forms import (
+    ChangePolicyForm,
     ConfigForm,
     FlagForm,
     KillSwitchForm,
     PhaseForm,
     RollbackForm,
+    ScheduleForm,
     StepBackForm,
 )
 from dashboard.views.base import (
@@ -195,13 +199,20 @@ def router_context(
         "total_revisions": total_revisions,
         "all_revisions": all_revisions,
         "clients": client_rows(router, number),
+        "change_requests": selectors.change_request_list(router=router, pending=True),
+        "change_policy": selectors.change_policy(router=router),
+        "scheduled_changes": selectors.scheduled_change_list(router=router),
+        "actor_label": getattr(getattr(request, "actor", None), "label", ""),
+        "schedule_form": bound.get("schedule") or ScheduleForm(auto_id="id_schedule_%s"),
+        "policy_form": bound.get("policy")
+        or ChangePolicyForm.for_policy(selectors.change_policy(router=router)),
         "error": error,
         "notice": notice,
         "bound_slot": next(iter(bound), ""),
     }
 
 
-def _render_router(
+def render_router(
     request: HttpRequest, router: Router, *, status: int = 200, **kwargs: Any
 ) -> HttpResponse:
     template = "dashboard/router.html"
@@ -217,7 +228,7 @@ def router_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if htmx_partial(request) and request.GET.get("part") == "history":
         context = router_context(request, router)
         return render(request, "dashboard/router.html#revision-history", context)
-    return _render_router(request, router)
+    return render_router(request, router)
 
 
 @vary_on_headers("HX-Request")
@@ -242,7 +253,7 @@ def _apply_errors(form: Any, exc: ValidationError) -> None:
             form.add_error(None, message)
 
 
-def _act(
+def act_on_router(
     request: HttpRequest,
     router: Router,
     form: Any,
@@ -256,7 +267,7 @@ def _act(
     published first): 409 with the fresh state. htmx swaps both (see htmx-config in base.html).
     """
     if not form.is_valid():
-        return _render_router(
+        return render_router(
             request,
             router,
             status=400,
@@ -265,19 +276,26 @@ def _act(
         )
     try:
         result = call(form.cleaned_data)
+    except ApprovalRequired as held:
+        request_number = file_change_request(held=held).pk
+        notice = (
+            f"Held for approval: change request #{request_number} waits for another operator "
+            f"({'; '.join(held.reasons)}). Nothing changed yet."
+        )
+        return render_router(request, router, notice=notice)
     except StaleRevision:
-        return _render_router(request, router, status=409, error=STALE_MESSAGE)
+        return render_router(request, router, status=409, error=STALE_MESSAGE)
     except NothingToStepBackTo as exc:
-        return _render_router(request, router, status=409, error=f"Nothing changed: {exc}.")
+        return render_router(request, router, status=409, error=f"Nothing changed: {exc}.")
     except ValidationError as exc:
         _apply_errors(form, exc)
         error = "Nothing was changed: fix the highlighted field."
         if slot in BUTTON_ONLY_SLOTS:  # no form fields to mark: say it in the banner
             error = "Nothing was changed: " + "; ".join(exc.messages) + "."
-        return _render_router(request, router, status=400, bound={slot: form}, error=error)
+        return render_router(request, router, status=400, bound={slot: form}, error=error)
     notice = result if isinstance(result, str) else f"{success} Now at revision {result.number}."
     if request.htmx:
-        return _render_router(request, router, notice=notice)
+        return render_router(request, router, notice=notice)
     messages.success(request, notice)
     return redirect("dashboard:router-detail", slug=router.slug)
 
@@ -300,7 +318,7 @@ def router_phase(request: HttpRequest, slug: str) -> HttpResponse:
         )
 
     phase = Phase(form.data.get("phase")).label if form.data.get("phase") in Phase.values else ""
-    return _act(request, router, form, slot, call, f"Phase set to {phase}.")
+    return act_on_router(request, router, form, slot, call, f"Phase set to {phase}.")
 
 
 @require_POST
@@ -322,7 +340,7 @@ def router_step_back(request: HttpRequest, slug: str) -> HttpResponse:
                 router=router, actor=request.actor, reason=data.get("reason", "")
             )
 
-    return _act(request, router, form, "step_back", call, "Stepped back.")
+    return act_on_router(request, router, form, "step_back", call, "Stepped back.")
 
 
 @require_POST
@@ -342,7 +360,7 @@ def router_kill_switch(request: HttpRequest, slug: str) -> HttpResponse:
 
     engaging = form.data.get("engaged") == "true"
     success = "Kill switch engaged: routing is off." if engaging else "Kill switch released."
-    return _act(request, router, form, "kill", call, success)
+    return act_on_router(request, router, form, "kill", call, success)
 
 
 @require_POST
@@ -350,7 +368,7 @@ def router_kill_switch(request: HttpRequest, slug: str) -> HttpResponse:
 def router_flag(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     router = router_or_404(slug)
     if name not in FLAG_NAMES:
-        return _render_router(request, router, status=400, error=f"Unknown flag {name!r}.")
+        return render_router(request, router, status=400, error=f"Unknown flag {name!r}.")
     form = FlagForm(request.POST, auto_id=f"id_flag_{name}_%s")
 
     def call(data: dict[str, Any]) -> ConfigRevision:
@@ -364,7 +382,7 @@ def router_flag(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             reason=data.get("reason", ""),
         )
 
-    return _act(request, router, form, f"flag:{name}", call, f"Flag {name} saved.")
+    return act_on_router(request, router, form, f"flag:{name}", call, f"Flag {name} saved.")
 
 
 @require_POST
@@ -391,7 +409,7 @@ def router_config(request: HttpRequest, slug: str) -> HttpResponse:
             reason=data.get("reason", ""),
         )
 
-    return _act(request, router, form, "config", call, "Config saved.")
+    return act_on_router(request, router, form, "config", call, "Config saved.")
 
 
 @require_POST
@@ -409,4 +427,6 @@ def router_rollback(request: HttpRequest, slug: str, number: int) -> HttpRespons
             reason=data.get("reason", ""),
         )
 
-    return _act(request, router, form, "rollback", call, f"Rolled back to revision {number}.")
+    return act_on_router(
+        request, router, form, "rollback", call, f"Rolled back to revision {number}."
+    )
