@@ -26,14 +26,17 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from routing.remote import Remote, request, resolve_remote
+from routing.events import validate_event
+from routing.prices import PriceBook, price_book_from_table, shipped_price_book
+from routing.remote import Remote, open_connection, request, resolve_remote
+from routing.reports import RoutingMetrics, TrackedEvent, local_report
 
 log = logging.getLogger("routing.tracker")
 
@@ -54,120 +57,6 @@ EVENT_FIELDS = frozenset(
 )
 MAX_BATCH = 1000
 REPORT_FLUSH_SECONDS = 5.0
-# Local-mode list prices, USD per 1M tokens (input, output); the server has the full table.
-LOCAL_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4-1106-preview": (10.0, 30.0),
-    "gpt-4-turbo": (10.0, 30.0),
-    "gpt-4": (30.0, 60.0),
-    "gpt-4o": (2.5, 10.0),
-    "gpt-4o-mini": (0.15, 0.6),
-    "gpt-3.5-turbo": (0.5, 1.5),
-}
-
-
-@dataclass
-class RoutingMetrics:
-    """A cost-savings report (money in USD, rates as fractions in [0, 1])."""
-
-    total_requests: int = 0
-    routellm_requests: int = 0
-    estimated_savings: float = 0.0
-    success_rate: float = 0.0
-    actual_cost: float = 0.0
-    baseline_cost: float = 0.0
-    unpriced_requests: int = 0
-    priced_requests: int = 0
-    savings_percent: float = 0.0
-    routellm_usage_rate: float = 0.0
-    strong_share: float = 0.0
-    fallback_rate: float = 0.0
-    average_cost: float = 0.0
-    average_latency_ms: float = 0.0
-    latency_p50_ms: float = 0.0
-    latency_p95_ms: float = 0.0
-    period_days: int = 7
-    by_day: list[dict[str, Any]] = field(default_factory=list)
-    by_domain: list[dict[str, Any]] = field(default_factory=list)
-    by_model: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RoutingMetrics:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# --- Local computation (the seed's in-memory behaviour) -------------------------------------
-
-
-def _local_cost(event: dict[str, Any], strong_model: str, prices: dict) -> tuple[Any, Any]:
-    """(cost, baseline), the server's rule on a small built-in price table."""
-    pt, ct = event.get("prompt_tokens"), event.get("completion_tokens")
-    has_tokens = pt is not None or ct is not None
-    pt, ct = pt or 0, ct or 0
-    price = prices.get(event["selected_model"])
-    strong = prices.get(strong_model)
-    if price and has_tokens:
-        cost = (pt * price[0] + ct * price[1]) / 1e6
-    else:
-        cost = event.get("estimated_cost")
-    if cost is None:
-        return None, None
-    if strong and has_tokens:
-        return cost, (pt * strong[0] + ct * strong[1]) / 1e6
-    if event["selected_model"] == strong_model:
-        return cost, cost
-    if strong and price and sum(price) > 0:
-        return cost, cost * sum(strong) / sum(price)
-    return cost, cost
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return float(ordered[index])
-
-
-def _local_report(
-    events: list[dict[str, Any]], period_days: int, strong_model: str, prices: dict
-) -> dict[str, Any]:
-    since = datetime.now(UTC) - timedelta(days=period_days)
-    window = [e for e in events if e["_at"] >= since]
-    total = len(window)
-    costs = [(_local_cost(e, strong_model, prices), e) for e in window]
-    priced = [(c, b) for (c, b), _ in costs if c is not None]
-    actual = float(sum(c for c, _ in priced))
-    baseline = float(sum(b for _, b in priced))
-    latencies = [float(e["latency_ms"]) for e in window if e.get("latency_ms") is not None]
-    routellm = sum(1 for e in window if e.get("routing_method") == "routellm")
-    successes = sum(1 for e in window if e.get("success", True) is not False)
-
-    def ratio(a: float, b: float) -> float:
-        return a / b if b else 0.0
-
-    return {
-        "period_days": period_days,
-        "total_requests": total,
-        "routellm_requests": routellm,
-        "routellm_usage_rate": ratio(routellm, total),
-        "success_rate": ratio(successes, total),
-        "fallback_rate": ratio(sum(1 for e in window if e.get("fallback_used")), total),
-        "actual_cost": actual,
-        "baseline_cost": baseline,
-        "estimated_savings": baseline - actual,
-        "savings_percent": 100.0 * ratio(baseline - actual, baseline),
-        "priced_requests": len(priced),
-        "unpriced_requests": total - len(priced),
-        "strong_share": ratio(sum(1 for e in window if e.get("model_tier") == "strong"), total),
-        "average_cost": ratio(actual, len(priced)),
-        "average_latency_ms": ratio(sum(latencies), len(latencies)),
-        "latency_p50_ms": _percentile(latencies, 0.5),
-        "latency_p95_ms": _percentile(latencies, 0.95),
-    }
 
 
 # --- The tracker -----------------------------------------------------------------------------
@@ -200,6 +89,7 @@ class CostTracker:
         api_key: str | None = None,
         *,
         strong_model: str = "gpt-4-1106-preview",
+        weak_model: str = "gpt-3.5-turbo",
         max_queue: int = 10_000,
         batch_size: int = MAX_BATCH,
         flush_interval: float = 1.0,
@@ -207,24 +97,36 @@ class CostTracker:
         spool_max_bytes: int = 256 * 1024 * 1024,
         max_send_attempts: int = 3,
         history_limit: int | None = None,
-        prices: dict[str, tuple[float, float]] | None = None,
+        prices: PriceBook | Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.remote: Remote | None = resolve_remote(url, api_key)
         self.strong_model = strong_model
-        self.prices = dict(LOCAL_PRICES if prices is None else prices)
+        self.weak_model = weak_model
+        # Local reports price with the control plane's shipped table unless told otherwise
+        # ({model: (input, output) USD per 1M tokens}, or a PriceBook).
+        if prices is None:
+            self.prices = shipped_price_book()
+        elif isinstance(prices, PriceBook):
+            self.prices = prices
+        else:
+            self.prices = price_book_from_table(prices)
         self.max_queue = max(1, max_queue)
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.flush_interval = min(max(0.01, flush_interval), 1.0)
         self.spool_dir = Path(spool_dir) if spool_dir else default_spool_dir()
         self.spool_max_bytes = spool_max_bytes
         self.max_send_attempts = max(1, max_send_attempts)
-        self.dropped = 0  # events lost for good (spool full, refused by the server)
+        self.dropped = 0  # events lost for good (invalid, spool full, refused by the server)
         self.sent = 0  # events the server acknowledged (accepted or duplicate)
         self.spilled = 0  # events written to the spool
         # Remote mode keeps a smaller copy: only a fallback when the reports endpoint is down.
         if history_limit is None:
             history_limit = 100_000 if self.remote is None else 10_000
-        self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=history_limit)
+        self.history_limit = max(1, history_limit)
+        # Insertion-ordered by event id: outcomes find their event, the oldest go first.
+        self._history: dict[str, TrackedEvent] = {}
+        self._history_lock = threading.Lock()
+        self._problems: set[str] = set()  # kinds of problems already logged (each logged once)
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._cond = threading.Condition()
         # The caller's thread (queue overflow) and the sender thread both spill: the size check
@@ -253,7 +155,12 @@ class CostTracker:
         estimated_cost: float | None,
         **extra: Any,
     ) -> str:
-        """Record one decision; returns its event id at once (never waits on the network)."""
+        """Record one decision; returns its event id at once (never waits on the network).
+
+        The event is validated by the schema the control plane uses (routing.events); an
+        invalid one is logged (once per kind of problem), counted in `dropped` and not kept,
+        as the server would refuse it.
+        """
         now = datetime.now(UTC)
         encoded = (text or "").encode("utf-8", "surrogatepass")
         event: dict[str, Any] = {
@@ -269,12 +176,38 @@ class CostTracker:
         for name, value in extra.items():
             if name in EVENT_FIELDS:
                 event[name] = value
-        if event.get("model_tier") is None and selected_model == self.strong_model:
-            event["model_tier"] = "strong"
-        self._history.append(event | {"_at": now})
+        if event.get("model_tier") is None:
+            event["model_tier"] = (
+                "strong"
+                if selected_model == self.strong_model
+                else "weak"
+                if selected_model == self.weak_model
+                else "other"
+            )
+        valid, errors = validate_event(event, now)
+        if valid is None:
+            self.dropped += 1
+            self._log_once(
+                "invalid-event:" + ",".join(sorted(errors)),
+                "routeplane: event not recorded, invalid %s",
+                errors,
+            )
+            return event["event_id"]
+        self._remember(TrackedEvent(valid))
         if self.remote is not None:
             self._enqueue(event)
         return event["event_id"]
+
+    def _remember(self, tracked: TrackedEvent) -> None:
+        with self._history_lock:
+            self._history[str(tracked.event.event_id)] = tracked
+            while len(self._history) > self.history_limit:
+                del self._history[next(iter(self._history))]
+
+    def _log_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._problems:
+            self._problems.add(kind)
+            log.warning(message, *args)
 
     def _enqueue(self, event: dict[str, Any]) -> None:
         overflow: list[dict[str, Any]] = []
@@ -391,7 +324,7 @@ class CostTracker:
         assert self.remote is not None
         try:
             if self._conn is None:
-                self._conn = _connection(self.remote)
+                self._conn = open_connection(self.remote)
             result = request(
                 self.remote, "POST", "/events", body={"events": batch}, connection=self._conn
             )
@@ -487,8 +420,19 @@ class CostTracker:
 
     # --- reports -------------------------------------------------------------------------
 
-    def _local_events(self) -> list[dict[str, Any]]:
-        return list(self._history)
+    def local_events(self) -> list[TrackedEvent]:
+        """The events this process recorded (bounded by `history_limit`), oldest first."""
+        with self._history_lock:
+            return list(self._history.values())
+
+    def local_report(self, period_days: int = 7) -> dict[str, Any]:
+        """The savings report of this process's events, computed here (local mode's report)."""
+        return local_report(
+            self.local_events(),
+            period_days=period_days,
+            strong_model=self.strong_model,
+            book=self.prices,
+        )
 
     def _remote_get(self, path: str) -> dict[str, Any] | None:
         assert self.remote is not None
@@ -509,7 +453,7 @@ class CostTracker:
         if self.remote is not None:
             data = self._remote_get(f"/reports/savings?period_days={int(period_days)}")
         if data is None:
-            data = _local_report(self._local_events(), period_days, self.strong_model, self.prices)
+            data = self.local_report(period_days)
         return RoutingMetrics.from_dict(data)
 
     def get_metrics_summary(self, period_days: int = 7) -> dict[str, Any]:
@@ -517,14 +461,5 @@ class CostTracker:
         if self.remote is not None:
             data = self._remote_get(f"/metrics/summary?period_days={int(period_days)}")
         if data is None:
-            data = _local_report(self._local_events(), period_days, self.strong_model, self.prices)
+            data = self.local_report(period_days)
         return data
-
-
-def _connection(remote: Remote) -> http.client.HTTPConnection:
-    from urllib.parse import urlsplit
-
-    target = urlsplit(remote.api_base)
-    if target.scheme == "https":
-        return http.client.HTTPSConnection(target.netloc, timeout=5.0)
-    return http.client.HTTPConnection(target.netloc, timeout=5.0)
