@@ -51,6 +51,37 @@ class EventIn(msgspec.Struct):
     ab_group: ShortText | None = None
 
 
+class OutcomeIn(msgspec.Struct):
+    """A call's outcome, attached to its decision's event (`POST events/outcomes`): the call's
+    token counts (the event is re-priced from them), latency, success or error, and an
+    optional quality score in [0, 1]. Fields left out (or null) leave the event's as they are.
+    """
+
+    event_id: uuid.UUID
+    prompt_tokens: NonNegInt | None = None
+    completion_tokens: NonNegInt | None = None
+    latency_ms: NonNegFloat | None = None
+    success: bool | None = None
+    error: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_LENGTH)] | None = None
+    quality: Fraction | None = None
+
+
+OUTCOME_FIELDS: tuple[str, ...] = OutcomeIn.__struct_fields__[1:]
+
+
+def validate_outcome(item: Any) -> tuple[OutcomeIn | None, dict[str, list[str]]]:
+    """(the outcome, {}) or (None, field errors)."""
+    if not isinstance(item, dict):
+        return None, {"non_field_errors": ["Each outcome must be a JSON object."]}
+    try:
+        outcome = msgspec.convert(item, OutcomeIn)
+    except msgspec.ValidationError as exc:
+        return None, _field_errors(exc)
+    if outcome.error is not None and "\x00" in outcome.error:
+        return None, {"error": list(_NUL_ERROR)}
+    return outcome, {}
+
+
 # JSON can only carry NUL escaped (a raw control character is malformed JSON), so a body without
 # this byte sequence holds no NUL and the per-event scan can be skipped (one substring search).
 NUL_ESCAPE = b"\\u0000"

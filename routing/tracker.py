@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from routing.events import validate_event
+from routing.events import OUTCOME_FIELDS, validate_event, validate_outcome
 from routing.prices import PriceBook, price_book_from_table, shipped_price_book
 from routing.remote import Remote, request, resolve_remote
 from routing.reports import RoutingMetrics, TrackedEvent, local_report
-from routing.sender import EVENTS, MAX_BATCH, Sender, default_spool_root
+from routing.sender import EVENTS, MAX_BATCH, OUTCOMES, Sender, default_spool_root
 
 log = logging.getLogger("routing.tracker")
 
@@ -174,6 +174,82 @@ class CostTracker:
         if self.sender is not None:
             self.sender.put(EVENTS, event)
         return event["event_id"]
+
+    def record_outcome(
+        self,
+        event_id: str,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        latency_ms: float | None = None,
+        success: bool | None = None,
+        error: str | None = None,
+        quality: float | None = None,
+    ) -> bool:
+        """Attach a call's outcome to its decision's event; True when it was taken.
+
+        One outcome per event: the same one again is a no-op, a different one is refused.
+        Fields left None leave the event's own. Locally the event is updated (and so re-priced
+        by the shared cost rule); in remote mode the outcome is also posted after its event.
+        Never raises: a refused outcome is logged once per kind of problem.
+        """
+        try:
+            values = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "latency_ms": latency_ms,
+                "success": success,
+                "error": error,
+                "quality": quality,
+            }
+            item = {"event_id": str(event_id)} | {k: v for k, v in values.items() if v is not None}
+            return self._record_outcome(item)
+        except Exception as exc:  # the caller's request must never fail because of this
+            self._log_once(f"outcome-{exc.__class__.__name__}", "routeplane: outcome: %r", exc)
+            return False
+
+    def _record_outcome(self, item: dict[str, Any]) -> bool:
+        outcome, errors = validate_outcome(item)
+        if outcome is None:
+            self._log_once(
+                "invalid-outcome:" + ",".join(sorted(errors)),
+                "routeplane: outcome not recorded, invalid %s",
+                errors,
+            )
+            return False
+        with self._history_lock:
+            tracked = self._history.get(item["event_id"])
+            if tracked is None and self.sender is None:
+                self._log_once(
+                    "outcome-unknown-event",
+                    "routeplane: outcome not recorded: no event %s in this process",
+                    item["event_id"],
+                )
+                return False
+            if tracked is not None:
+                if tracked.outcome is not None:
+                    if tracked.outcome == item:
+                        return True  # the same outcome again: already recorded
+                    self._log_once(
+                        "outcome-conflict",
+                        "routeplane: outcome not recorded: event %s already has another one",
+                        item["event_id"],
+                    )
+                    return False
+                tracked.outcome = item
+                for name in OUTCOME_FIELDS:
+                    value = getattr(outcome, name)
+                    if value is None:
+                        continue
+                    if name == "quality":
+                        tracked.quality = value
+                    else:
+                        setattr(tracked.event, name, value)
+        if self.sender is not None:
+            # An event this process no longer holds (history is bounded) is still the
+            # server's to judge; the sender posts the outcome after the queued event.
+            self.sender.put(OUTCOMES, item)
+        return True
 
     def _remember(self, tracked: TrackedEvent) -> None:
         with self._history_lock:
