@@ -70,8 +70,8 @@ class CostTracker:
         url: str | None = None,
         api_key: str | None = None,
         *,
-        strong_model: str = "gpt-4-1106-preview",
-        weak_model: str = "gpt-3.5-turbo",
+        strong_model: str | None = None,
+        weak_model: str | None = None,
         max_queue: int = 10_000,
         batch_size: int = MAX_BATCH,
         flush_interval: float = 1.0,
@@ -82,8 +82,11 @@ class CostTracker:
         prices: PriceBook | Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.remote: Remote | None = resolve_remote(url, api_key)
-        self.strong_model = strong_model
-        self.weak_model = weak_model
+        # Argument > ROUTELLM_* environment > the config's defaults (as RouteLLMConfig).
+        self.strong_model = (
+            strong_model or os.environ.get("ROUTELLM_STRONG_MODEL") or "gpt-4-1106-preview"
+        )
+        self.weak_model = weak_model or os.environ.get("ROUTELLM_WEAK_MODEL") or "gpt-3.5-turbo"
         # Local reports price with the control plane's shipped table unless told otherwise
         # ({model: (input, output) USD per 1M tokens}, or a PriceBook).
         if prices is None:

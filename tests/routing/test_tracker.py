@@ -137,3 +137,18 @@ def test_track__invalid_event__not_kept_and_counted(tracker, caplog):
     assert tracker.local_events() == []
     assert tracker.dropped == 1
     assert "estimated_cost" in caplog.text
+
+
+def test_strong_model__from_the_environment_when_not_given(monkeypatch):
+    monkeypatch.delenv("ROUTEPLANE_URL", raising=False)
+    monkeypatch.setenv("ROUTELLM_STRONG_MODEL", "gpt-4o")
+    tracker = CostTracker()
+    tracker.track_routing_decision(
+        "a", [], "routellm", "gpt-4o-mini", None, prompt_tokens=1000, completion_tokens=0
+    )
+
+    report = tracker.get_cost_savings_report()
+
+    assert tracker.strong_model == "gpt-4o"
+    assert report.baseline_cost == pytest.approx(1000 * 2.5e-6)  # priced at gpt-4o
+    assert CostTracker(strong_model="gpt-4").strong_model == "gpt-4"
