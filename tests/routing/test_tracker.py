@@ -152,3 +152,10 @@ def test_strong_model__from_the_environment_when_not_given(monkeypatch):
     assert tracker.strong_model == "gpt-4o"
     assert report.baseline_cost == pytest.approx(1000 * 2.5e-6)  # priced at gpt-4o
     assert CostTracker(strong_model="gpt-4").strong_model == "gpt-4"
+
+
+def test_track__nul_in_a_string__refused_like_the_server_does(tracker):
+    tracker.track_routing_decision("a", ["le\x00gal"], "routellm", "gpt-3.5-turbo", None)
+    tracker.track_routing_decision("a", ["legal"], "route\x00llm", "gpt-3.5-turbo", None)
+
+    assert tracker.local_events() == [] and tracker.dropped == 2
