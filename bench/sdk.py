@@ -111,7 +111,7 @@ def main() -> None:
         # Controller, importing routellm and torch, which is not what we measure.
         for i in range(200):
             await router.route_by_domain(texts[i % 1000], key=f"warm-{i}")
-        assert router._controller is not None
+        assert router.controller is not None
         started = time.perf_counter()
         for i in range(n):
             await router.route_by_domain(texts[i % 1000], key=str(i))
@@ -119,7 +119,7 @@ def main() -> None:
 
     calls = max(1000, args.calls // 10)
     total = asyncio.run(decide(calls))
-    rr = router._controller.routers["random"]
+    rr = router.controller.routers["random"]
     raw = per_call_us(lambda: rr.calculate_strong_win_rate("x"), calls)
     print(
         f"DomainRouter.route_by_domain (random router, tracking enqueue included): "

@@ -11,7 +11,6 @@ restarts its own poller on its next read.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -27,7 +26,7 @@ from typing import Any
 import orjson
 
 from routing.evaluation import document_errors, safe_default_document
-from routing.remote import HttpResult, Remote, request
+from routing.remote import HttpResult, Remote, open_connection, request
 
 log = logging.getLogger("routing.client")
 
@@ -43,7 +42,7 @@ def default_cache_path(remote: Remote) -> Path:
     ROUTEPLANE_CACHE_PATH may name a file or a directory (ending in "/" or existing); in a
     directory the file is named by a hash of url+key, so two routers never share a cache.
     """
-    name = f"{_identity(remote)}.json"
+    name = f"{remote.identity}.json"
     configured = os.environ.get("ROUTEPLANE_CACHE_PATH")
     if configured:
         path = Path(configured).expanduser()
@@ -52,10 +51,6 @@ def default_cache_path(remote: Remote) -> Path:
         return path
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "routeplane" / name
-
-
-def _identity(remote: Remote) -> str:
-    return hashlib.sha256(f"{remote.url.rstrip('/')}\n{remote.api_key}".encode()).hexdigest()[:32]
 
 
 class InvalidDocument(ValueError):
@@ -126,7 +121,7 @@ class FlagsPoller:
         request_timeout: float = 5.0,
     ) -> None:
         self.remote = remote
-        self.identity = _identity(remote)
+        self.identity = remote.identity
         self.cache_path = Path(cache_path) if cache_path else default_cache_path(remote)
         bootstrap = bootstrap_path or os.environ.get("ROUTEPLANE_BOOTSTRAP_PATH")
         self.bootstrap_path = Path(bootstrap) if bootstrap else None
@@ -306,7 +301,7 @@ class FlagsPoller:
         """One GET flags on the poller thread's keep-alive connection; returns the outcome."""
         headers, path, timeout = self._request_parts(wait)
         if self._conn is None:
-            self._conn = _connection(self.remote, timeout)
+            self._conn = open_connection(self.remote, timeout)
         self._conn.timeout = timeout
         if self._conn.sock is not None:
             self._conn.sock.settimeout(timeout)
@@ -417,15 +412,6 @@ class FlagsPoller:
             log.log(
                 level, "routeplane: %s (%s); using %s flags", message, self.remote.url, self.source
             )
-
-
-def _connection(remote: Remote, timeout: float) -> http.client.HTTPConnection:
-    from urllib.parse import urlsplit
-
-    target = urlsplit(remote.api_base)
-    if target.scheme == "https":
-        return http.client.HTTPSConnection(target.netloc, timeout=timeout)
-    return http.client.HTTPConnection(target.netloc, timeout=timeout)
 
 
 _pollers: dict[tuple[str, str, str | None], FlagsPoller] = {}

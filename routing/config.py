@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -49,11 +50,19 @@ class RouteLLMConfig:
     # Domain-specific
     domain_specific_routing: bool = True
     domain_routing_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The application's own default model (config.yaml `model_config.default_model`): where
+    # unrouted traffic goes (None: the strong model). A local setting of the router process,
+    # not part of the control plane's config document (see LOCAL_FIELDS).
+    default_model: str | None = field(default=None, metadata={"local": True})
 
     def __post_init__(self) -> None:
         if not isinstance(self.router_type, RouterType):
             self.router_type = parse_router_type(self.router_type)
         errors = config_errors(self.to_dict())
+        if self.default_model is not None and (
+            not isinstance(self.default_model, str) or not self.default_model.strip()
+        ):
+            errors.setdefault("default_model", []).append("must be a non-empty string or None")
         if errors:
             name, messages = next(iter(errors.items()))
             raise ValueError(f"{name}: {messages[0]}")
@@ -62,7 +71,9 @@ class RouteLLMConfig:
         return f"router-{self.router_type.value}-{self.threshold}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """The control plane's config fields (local-only fields such as default_model left out)."""
+        data = {name: getattr(self, name) for name in CONFIG_FIELDS}
+        data["domain_routing_overrides"] = dataclasses.asdict(self)["domain_routing_overrides"]
         data["router_type"] = self.router_type.value
         return data
 
@@ -73,7 +84,9 @@ class RouteLLMConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> RouteLLMConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> RouteLLMConfig:
+        """The dataclass defaults, overridden by ROUTELLM_* variables, overridden by `explicit`
+        keyword values (the precedence: argument > environment > defaults)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         readers = {
@@ -93,22 +106,36 @@ class RouteLLMConfig:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise ValueError(f"{name}: {var}={raw!r}: {exc}") from None
-        return cls(**values)
+        return cls(**(values | explicit))
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> RouteLLMConfig:
-        """Read the `routellm:` section of a config.yaml (the migration guide's layout)."""
-        return cls.from_dict(load_yaml_section(path))
+        """Read the `routellm:` section of a config.yaml (the migration guide's layout), and
+        `model_config.default_model` when the file has one."""
+        section, default_model = load_yaml_config(path)
+        config = cls.from_dict(section)
+        if default_model is not None:
+            config.default_model = default_model
+            config.__post_init__()  # validated like every other field
+        return config
 
 
 def load_yaml_section(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The `routellm:` section of a config.yaml."""
+    return load_yaml_config(path)[0]
+
+
+def load_yaml_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
+    """(the `routellm:` section, `model_config.default_model` or None) of a config.yaml."""
     import yaml  # only the YAML path needs PyYAML
 
     with Path(path).open(encoding="utf-8") as fh:
         document = yaml.safe_load(fh) or {}
     if not isinstance(document, dict) or not isinstance(document.get("routellm"), dict):
         raise ValueError(f"{path}: no 'routellm:' section")
-    return dict(document["routellm"])
+    model_config = document.get("model_config")
+    default_model = model_config.get("default_model") if isinstance(model_config, dict) else None
+    return dict(document["routellm"]), default_model
 
 
 def parse_router_type(value: Any) -> RouterType:
@@ -134,7 +161,13 @@ def _parse_float(raw: str) -> float:
     return float(raw)
 
 
-CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RouteLLMConfig))
+# The fields of the control plane's config document (what the server stores and validates).
+CONFIG_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(RouteLLMConfig) if not f.metadata.get("local")
+)
+LOCAL_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(RouteLLMConfig) if f.metadata.get("local")
+)
 _BOOL_FIELDS = {
     "enabled",
     "fallback_enabled",

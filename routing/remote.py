@@ -1,4 +1,7 @@
-"""Remote mode: where the control plane is, who we are, and one small HTTP helper (stdlib only).
+"""Remote mode: where the control plane is, who we are, and the SDK's one HTTP helper (stdlib).
+
+Every request the SDK makes goes through `request()`, on a connection from `open_connection()`
+(a caller's keep-alive connection, or a fresh one per request).
 
 Remote mode is on when both a URL and an API key are given or set in the environment
 (ROUTEPLANE_URL, ROUTEPLANE_API_KEY); otherwise the SDK runs locally, in memory.
@@ -6,6 +9,7 @@ Remote mode is on when both a URL and an API key are given or set in the environ
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import socket
@@ -45,6 +49,12 @@ class Remote:
     @property
     def api_base(self) -> str:
         return self.url.rstrip("/") + "/api/v1"
+
+    @property
+    def identity(self) -> str:
+        """A hash of url + key: names per-router files (flags cache, spool) without the key."""
+        digest = hashlib.sha256(f"{self.url.rstrip('/')}\n{self.api_key}".encode())
+        return digest.hexdigest()[:32]
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {
@@ -88,7 +98,7 @@ def request(
 ) -> HttpResult:
     """One HTTP request to the control plane; raises OSError/HTTPException on network failure."""
     target = urlsplit(remote.api_base + path)
-    conn = connection or _connect(target.scheme, target.netloc, timeout)
+    conn = connection or open_connection(remote, timeout)
     payload = None
     all_headers = remote.headers(headers)
     if body is not None:
@@ -105,7 +115,9 @@ def request(
             conn.close()
 
 
-def _connect(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
-    if scheme == "https":
-        return http.client.HTTPSConnection(netloc, timeout=timeout)
-    return http.client.HTTPConnection(netloc, timeout=timeout)
+def open_connection(remote: Remote, timeout: float = 5.0) -> http.client.HTTPConnection:
+    """A connection to the control plane (HTTPS when its URL says so); not yet connected."""
+    target = urlsplit(remote.api_base)
+    if target.scheme == "https":
+        return http.client.HTTPSConnection(target.netloc, timeout=timeout)
+    return http.client.HTTPConnection(target.netloc, timeout=timeout)

@@ -1,13 +1,10 @@
-"""CostTracker: record routing decisions; report cost savings. Plain Python, no Django.
+"""CostTracker: record routing decisions and their outcomes; report cost savings. No Django.
 
 Local mode (no control plane configured): events stay in memory and reports are computed from
-them, as in the migration guide. Remote mode (ROUTEPLANE_URL + ROUTEPLANE_API_KEY, or the `url` /
-`api_key` arguments): `track_routing_decision` only appends to a bounded in-memory queue and
-returns; a background thread posts batches of up to 1000 events at least every second, retries
-with backoff, and spills batches it cannot send (or that do not fit in the queue, or that are
-still queued at exit) to a spool directory, replayed once the control plane answers again.
-Events are idempotent on the server (event_id), so a replayed or retried batch counts once.
-Whatever cannot be kept (spool full, a batch the server refuses) is counted in `dropped`.
+them (routing.reports) with the control plane's cost rule and price table, so the same events
+give the same report either way. Remote mode (ROUTEPLANE_URL + ROUTEPLANE_API_KEY, or the `url`
+/ `api_key` arguments): `track_routing_decision` only puts the event on a bounded in-memory
+queue and returns; routing.sender delivers it (batches, retries, a spool per URL + key).
 
 The raw prompt text never leaves the process: only its SHA-256 and length are sent.
 """
@@ -21,19 +18,19 @@ import hashlib
 import http.client
 import logging
 import os
-import random
 import threading
-import time
 import uuid
 import weakref
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from routing.events import OUTCOME_FIELDS, validate_event, validate_outcome
+from routing.prices import PriceBook, price_book_from_table, shipped_price_book
 from routing.remote import Remote, request, resolve_remote
+from routing.reports import RoutingMetrics, TrackedEvent, local_report
+from routing.sender import EVENTS, MAX_BATCH, OUTCOMES, Sender, default_spool_root
 
 log = logging.getLogger("routing.tracker")
 
@@ -52,135 +49,10 @@ EVENT_FIELDS = frozenset(
         "ab_group",
     }
 )
-MAX_BATCH = 1000
 REPORT_FLUSH_SECONDS = 5.0
-# Local-mode list prices, USD per 1M tokens (input, output); the server has the full table.
-LOCAL_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4-1106-preview": (10.0, 30.0),
-    "gpt-4-turbo": (10.0, 30.0),
-    "gpt-4": (30.0, 60.0),
-    "gpt-4o": (2.5, 10.0),
-    "gpt-4o-mini": (0.15, 0.6),
-    "gpt-3.5-turbo": (0.5, 1.5),
-}
-
-
-@dataclass
-class RoutingMetrics:
-    """A cost-savings report (money in USD, rates as fractions in [0, 1])."""
-
-    total_requests: int = 0
-    routellm_requests: int = 0
-    estimated_savings: float = 0.0
-    success_rate: float = 0.0
-    actual_cost: float = 0.0
-    baseline_cost: float = 0.0
-    unpriced_requests: int = 0
-    priced_requests: int = 0
-    savings_percent: float = 0.0
-    routellm_usage_rate: float = 0.0
-    strong_share: float = 0.0
-    fallback_rate: float = 0.0
-    average_cost: float = 0.0
-    average_latency_ms: float = 0.0
-    latency_p50_ms: float = 0.0
-    latency_p95_ms: float = 0.0
-    period_days: int = 7
-    by_day: list[dict[str, Any]] = field(default_factory=list)
-    by_domain: list[dict[str, Any]] = field(default_factory=list)
-    by_model: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RoutingMetrics:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# --- Local computation (the seed's in-memory behaviour) -------------------------------------
-
-
-def _local_cost(event: dict[str, Any], strong_model: str, prices: dict) -> tuple[Any, Any]:
-    """(cost, baseline), the server's rule on a small built-in price table."""
-    pt, ct = event.get("prompt_tokens"), event.get("completion_tokens")
-    has_tokens = pt is not None or ct is not None
-    pt, ct = pt or 0, ct or 0
-    price = prices.get(event["selected_model"])
-    strong = prices.get(strong_model)
-    if price and has_tokens:
-        cost = (pt * price[0] + ct * price[1]) / 1e6
-    else:
-        cost = event.get("estimated_cost")
-    if cost is None:
-        return None, None
-    if strong and has_tokens:
-        return cost, (pt * strong[0] + ct * strong[1]) / 1e6
-    if event["selected_model"] == strong_model:
-        return cost, cost
-    if strong and price and sum(price) > 0:
-        return cost, cost * sum(strong) / sum(price)
-    return cost, cost
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return float(ordered[index])
-
-
-def _local_report(
-    events: list[dict[str, Any]], period_days: int, strong_model: str, prices: dict
-) -> dict[str, Any]:
-    since = datetime.now(UTC) - timedelta(days=period_days)
-    window = [e for e in events if e["_at"] >= since]
-    total = len(window)
-    costs = [(_local_cost(e, strong_model, prices), e) for e in window]
-    priced = [(c, b) for (c, b), _ in costs if c is not None]
-    actual = float(sum(c for c, _ in priced))
-    baseline = float(sum(b for _, b in priced))
-    latencies = [float(e["latency_ms"]) for e in window if e.get("latency_ms") is not None]
-    routellm = sum(1 for e in window if e.get("routing_method") == "routellm")
-    successes = sum(1 for e in window if e.get("success", True) is not False)
-
-    def ratio(a: float, b: float) -> float:
-        return a / b if b else 0.0
-
-    return {
-        "period_days": period_days,
-        "total_requests": total,
-        "routellm_requests": routellm,
-        "routellm_usage_rate": ratio(routellm, total),
-        "success_rate": ratio(successes, total),
-        "fallback_rate": ratio(sum(1 for e in window if e.get("fallback_used")), total),
-        "actual_cost": actual,
-        "baseline_cost": baseline,
-        "estimated_savings": baseline - actual,
-        "savings_percent": 100.0 * ratio(baseline - actual, baseline),
-        "priced_requests": len(priced),
-        "unpriced_requests": total - len(priced),
-        "strong_share": ratio(sum(1 for e in window if e.get("model_tier") == "strong"), total),
-        "average_cost": ratio(actual, len(priced)),
-        "average_latency_ms": ratio(sum(latencies), len(latencies)),
-        "latency_p50_ms": _percentile(latencies, 0.5),
-        "latency_p95_ms": _percentile(latencies, 0.95),
-    }
 
 
 # --- The tracker -----------------------------------------------------------------------------
-
-
-def default_spool_dir() -> Path:
-    explicit = os.environ.get("ROUTEPLANE_SPOOL_DIR")
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("ROUTEPLANE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "routeplane"
-    )
-    return Path(cache) / "spool"
 
 
 _live_trackers: weakref.WeakSet[CostTracker] = weakref.WeakSet()
@@ -199,7 +71,8 @@ class CostTracker:
         url: str | None = None,
         api_key: str | None = None,
         *,
-        strong_model: str = "gpt-4-1106-preview",
+        strong_model: str | None = None,
+        weak_model: str | None = None,
         max_queue: int = 10_000,
         batch_size: int = MAX_BATCH,
         flush_interval: float = 1.0,
@@ -207,34 +80,45 @@ class CostTracker:
         spool_max_bytes: int = 256 * 1024 * 1024,
         max_send_attempts: int = 3,
         history_limit: int | None = None,
-        prices: dict[str, tuple[float, float]] | None = None,
+        prices: PriceBook | Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.remote: Remote | None = resolve_remote(url, api_key)
-        self.strong_model = strong_model
-        self.prices = dict(LOCAL_PRICES if prices is None else prices)
-        self.max_queue = max(1, max_queue)
-        self.batch_size = max(1, min(batch_size, MAX_BATCH))
-        self.flush_interval = min(max(0.01, flush_interval), 1.0)
-        self.spool_dir = Path(spool_dir) if spool_dir else default_spool_dir()
-        self.spool_max_bytes = spool_max_bytes
-        self.max_send_attempts = max(1, max_send_attempts)
-        self.dropped = 0  # events lost for good (spool full, refused by the server)
-        self.sent = 0  # events the server acknowledged (accepted or duplicate)
-        self.spilled = 0  # events written to the spool
+        # Argument > ROUTELLM_* environment > the config's defaults (as RouteLLMConfig).
+        self.strong_model = (
+            strong_model or os.environ.get("ROUTELLM_STRONG_MODEL") or "gpt-4-1106-preview"
+        )
+        self.weak_model = weak_model or os.environ.get("ROUTELLM_WEAK_MODEL") or "gpt-3.5-turbo"
+        # Local reports price with the control plane's shipped table unless told otherwise
+        # ({model: (input, output) USD per 1M tokens}, or a PriceBook).
+        if prices is None:
+            self.prices = shipped_price_book()
+        elif isinstance(prices, PriceBook):
+            self.prices = prices
+        else:
+            self.prices = price_book_from_table(prices)
+        self.invalid = 0  # events not recorded: the shared schema refused them
+        self.sender: Sender | None = None
+        if self.remote is not None:
+            # The spool root (argument, ROUTEPLANE_SPOOL_DIR, or the cache directory) holds one
+            # directory per control plane URL + key.
+            self.sender = Sender(
+                self.remote,
+                spool_root=Path(spool_dir) if spool_dir else default_spool_root(),
+                max_queue=max_queue,
+                batch_size=batch_size,
+                flush_interval=flush_interval,
+                spool_max_bytes=spool_max_bytes,
+                max_send_attempts=max_send_attempts,
+            )
         # Remote mode keeps a smaller copy: only a fallback when the reports endpoint is down.
         if history_limit is None:
             history_limit = 100_000 if self.remote is None else 10_000
-        self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=history_limit)
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self._cond = threading.Condition()
-        # The caller's thread (queue overflow) and the sender thread both spill: the size check
-        # and the write must be one step, or both pass the check and overfill the spool.
-        self._spool_lock = threading.Lock()
-        self._in_flight = 0
-        self._flush_requested = False
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._conn: http.client.HTTPConnection | None = None
+        self.history_limit = max(1, history_limit)
+        # Insertion-ordered by event id: outcomes find their event, the oldest go first.
+        # (An OrderedDict: popping a plain dict's oldest key is O(n) once deletions pile up.)
+        self._history: collections.OrderedDict[str, TrackedEvent] = collections.OrderedDict()
+        self._history_lock = threading.Lock()
+        self._problems: set[str] = set()  # kinds of problems already logged (each logged once)
         if self.remote is not None:
             _live_trackers.add(self)
 
@@ -253,12 +137,19 @@ class CostTracker:
         estimated_cost: float | None,
         **extra: Any,
     ) -> str:
-        """Record one decision; returns its event id at once (never waits on the network)."""
+        """Record one decision; returns its event id at once (never waits on the network).
+
+        The event is validated by the schema the control plane uses (routing.events); an
+        invalid one is logged (once per kind of problem), counted in `dropped` and not kept,
+        as the server would refuse it.
+        """
         now = datetime.now(UTC)
         encoded = (text or "").encode("utf-8", "surrogatepass")
+        event_id = uuid.uuid4()
+        # Native UUID and datetime: msgspec validates them without parsing, orjson sends them.
         event: dict[str, Any] = {
-            "event_id": str(uuid.uuid4()),
-            "timestamp": now.isoformat(),
+            "event_id": event_id,
+            "timestamp": now,
             "selected_model": selected_model,
             "domains": list(domains or []),
             "routing_method": routing_method,
@@ -269,226 +160,177 @@ class CostTracker:
         for name, value in extra.items():
             if name in EVENT_FIELDS:
                 event[name] = value
-        if event.get("model_tier") is None and selected_model == self.strong_model:
-            event["model_tier"] = "strong"
-        self._history.append(event | {"_at": now})
-        if self.remote is not None:
-            self._enqueue(event)
-        return event["event_id"]
-
-    def _enqueue(self, event: dict[str, Any]) -> None:
-        overflow: list[dict[str, Any]] = []
-        with self._cond:
-            if len(self._queue) >= self.max_queue:
-                # Full (control plane slow or down): move the oldest batch to disk, keep going.
-                for _ in range(min(self.batch_size, len(self._queue))):
-                    overflow.append(self._queue.popleft())
-            self._queue.append(event)
-            if len(self._queue) >= self.batch_size:
-                self._cond.notify_all()
-            self._ensure_thread()
-        if overflow:
-            self._spill(overflow)
-
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._closing = False
-            self._thread = threading.Thread(
-                target=self._run, name="routeplane-tracker", daemon=True
+        if event.get("model_tier") is None:
+            event["model_tier"] = (
+                "strong"
+                if selected_model == self.strong_model
+                else "weak"
+                if selected_model == self.weak_model
+                else "other"
             )
-            self._thread.start()
+        # The schema's NUL scan covers every field generically (~3 µs); the caller's strings
+        # are few, so look at them directly.
+        nul_field = next(
+            (k for k, v in event.items() if isinstance(v, str) and "\x00" in v),
+            "domains" if any("\x00" in str(d) for d in event["domains"]) else None,
+        )
+        valid, errors = validate_event(event, now, check_nul=False)
+        if valid is not None and nul_field is not None:
+            valid, errors = None, {nul_field: ["Must not contain the NUL character."]}
+        if valid is None:
+            self.invalid += 1
+            self._log_once(
+                "invalid-event:" + ",".join(sorted(errors)),
+                "routeplane: event not recorded, invalid %s",
+                errors,
+            )
+            return str(event_id)
+        self._remember(TrackedEvent(valid))
+        if self.sender is not None:
+            self.sender.put(EVENTS, event)
+        return str(event_id)
 
-    # --- flushing ------------------------------------------------------------------------
+    def record_outcome(
+        self,
+        event_id: str,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        latency_ms: float | None = None,
+        success: bool | None = None,
+        error: str | None = None,
+        quality: float | None = None,
+    ) -> bool:
+        """Attach a call's outcome to its decision's event; True when it was taken.
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Send what is queued; True when the queue drained (sent or spooled) in time."""
-        if self.remote is None:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            if not self._queue and not self._in_flight:
-                return True
-            self._ensure_thread()
-            self._flush_requested = True
-            self._cond.notify_all()
-            while self._queue or self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+        One outcome per event: the same one again is a no-op, a different one is refused.
+        Fields left None leave the event's own. Locally the event is updated (and so re-priced
+        by the shared cost rule); in remote mode the outcome is also posted after its event.
+        Never raises: a refused outcome is logged once per kind of problem.
+        """
+        try:
+            values = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "latency_ms": latency_ms,
+                "success": success,
+                "error": error,
+                "quality": quality,
+            }
+            item = {"event_id": str(event_id)} | {k: v for k, v in values.items() if v is not None}
+            return self._record_outcome(item)
+        except Exception as exc:  # the caller's request must never fail because of this
+            self._log_once(f"outcome-{exc.__class__.__name__}", "routeplane: outcome: %r", exc)
+            return False
+
+    def _record_outcome(self, item: dict[str, Any]) -> bool:
+        outcome, errors = validate_outcome(item)
+        if outcome is None:
+            self._log_once(
+                "invalid-outcome:" + ",".join(sorted(errors)),
+                "routeplane: outcome not recorded, invalid %s",
+                errors,
+            )
+            return False
+        with self._history_lock:
+            tracked = self._history.get(item["event_id"])
+            if tracked is None and self.sender is None:
+                self._log_once(
+                    "outcome-unknown-event",
+                    "routeplane: outcome not recorded: no event %s in this process",
+                    item["event_id"],
+                )
+                return False
+            if tracked is not None:
+                if tracked.outcome is not None:
+                    if tracked.outcome == item:
+                        return True  # the same outcome again: already recorded
+                    self._log_once(
+                        "outcome-conflict",
+                        "routeplane: outcome not recorded: event %s already has another one",
+                        item["event_id"],
+                    )
                     return False
-                self._cond.wait(remaining if remaining is not None else 0.5)
-            return True
+                tracked.outcome = item
+                for name in OUTCOME_FIELDS:
+                    value = getattr(outcome, name)
+                    if value is None:
+                        continue
+                    if name == "quality":
+                        tracked.quality = value
+                    else:
+                        setattr(tracked.event, name, value)
+        if self.sender is not None:
+            # An event this process no longer holds (history is bounded) is still the
+            # server's to judge; the sender posts the outcome after the queued event.
+            self.sender.put(OUTCOMES, item)
+        return True
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Flush for at most `timeout` s, then spool whatever is left (also run at exit)."""
-        if self.remote is None:
-            return
-        self.flush(timeout)
-        with self._cond:
-            self._closing = True
-            left = list(self._queue)
-            self._queue.clear()
-            self._cond.notify_all()
-        if left:
-            self._spill(left)
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-        self._close_conn()
+    def _remember(self, tracked: TrackedEvent) -> None:
+        with self._history_lock:
+            self._history[str(tracked.event.event_id)] = tracked
+            while len(self._history) > self.history_limit:
+                self._history.popitem(last=False)
+
+    def _log_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._problems:
+            self._problems.add(kind)
+            log.warning(message, *args)
+
+    # --- delivery (remote mode) ------------------------------------------------------------
+
+    @property
+    def sent(self) -> int:
+        """Events the control plane acknowledged (accepted or duplicate)."""
+        return self.sender.counts[EVENTS].sent if self.sender else 0
+
+    @property
+    def spilled(self) -> int:
+        """Events written to the spool."""
+        return self.sender.counts[EVENTS].spilled if self.sender else 0
+
+    @property
+    def dropped(self) -> int:
+        """Events lost for good: invalid, spool full, or refused by the server as invalid."""
+        return self.invalid + (self.sender.counts[EVENTS].dropped if self.sender else 0)
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return self.sender.queued if self.sender else 0
 
-    # --- background sender ---------------------------------------------------------------
+    @property
+    def spool_dir(self) -> Path | None:
+        """This control plane + key's spool directory (None in local mode)."""
+        return self.sender.spool_dir if self.sender else None
 
-    def _run(self) -> None:
-        self._replay_spool()
-        last_replay = time.monotonic()
-        while True:
-            with self._cond:
-                deadline = time.monotonic() + self.flush_interval
-                while (
-                    not self._closing
-                    and not self._flush_requested
-                    and len(self._queue) < self.batch_size
-                ):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                if self._closing:
-                    return
-                batch = [
-                    self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))
-                ]
-                self._in_flight = len(batch)
-                if not self._queue:
-                    self._flush_requested = False
-            try:
-                if batch and not self._send_with_retry(batch):
-                    self._spill(batch)
-            finally:
-                with self._cond:
-                    self._in_flight = 0
-                    self._cond.notify_all()
-            if time.monotonic() - last_replay > 5.0:
-                self._replay_spool()
-                last_replay = time.monotonic()
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send what is queued; True when the queue drained (sent or spooled) in time."""
+        return self.sender.flush(timeout) if self.sender else True
 
-    def _send_with_retry(self, batch: list[dict[str, Any]]) -> bool:
-        """True when the server took the batch (or refused it for good: counted as dropped)."""
-        delay = 0.1
-        for attempt in range(self.max_send_attempts):
-            outcome = self._send(batch)
-            if outcome is not None:
-                return True
-            if attempt + 1 < self.max_send_attempts and not self._closing:
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
-        return False
-
-    def _send(self, batch: list[dict[str, Any]]) -> bool | None:
-        """POST one batch: True sent, False refused for good (dropped), None retry later."""
-        assert self.remote is not None
-        try:
-            if self._conn is None:
-                self._conn = _connection(self.remote)
-            result = request(
-                self.remote, "POST", "/events", body={"events": batch}, connection=self._conn
-            )
-        except (OSError, http.client.HTTPException) as exc:
-            log.debug("event post failed: %s", exc)
-            self._close_conn()
-            return None
-        if result.status == 200:
-            body = result.json() or {}
-            rejected = body.get("rejected") or [] if isinstance(body, dict) else []
-            self.sent += len(batch) - len(rejected)
-            if rejected:
-                self.dropped += len(rejected)
-                log.warning("control plane rejected %d events: %s", len(rejected), rejected[:3])
-            return True
-        if result.status in (408, 429) or result.status >= 500:
-            self._close_conn()
-            return None
-        # 400/401/403/413: sending it again cannot help.
-        self.dropped += len(batch)
-        log.error("control plane refused %d events (HTTP %s)", len(batch), result.status)
-        return False
-
-    def _close_conn(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-    # --- spool ---------------------------------------------------------------------------
-
-    def _spool_size(self) -> int:
-        try:
-            return sum(p.stat().st_size for p in self.spool_dir.glob("events-*.json*"))
-        except OSError:
-            return 0
-
-    def _spill(self, events: list[dict[str, Any]]) -> None:
-        data = orjson.dumps(events)
-        with self._spool_lock:
-            try:
-                self.spool_dir.mkdir(parents=True, exist_ok=True)
-                if self._spool_size() + len(data) > self.spool_max_bytes:
-                    raise OSError("spool full")
-                name = f"events-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
-                tmp = self.spool_dir / f".{name}.tmp"
-                tmp.write_bytes(data)
-                os.replace(tmp, self.spool_dir / name)  # readers never see half a file
-                self.spilled += len(events)
-            except OSError as exc:
-                self.dropped += len(events)
-                log.error("dropped %d events: cannot spool them (%s)", len(events), exc)
-
-    def _replay_spool(self) -> int:
-        """Send spooled batches (oldest first); stop at the first failure. Returns events sent."""
-        if self.remote is None:
-            return 0
-        sent = 0
-        self._reclaim_stale_claims()
-        try:
-            files = sorted(self.spool_dir.glob("events-*.json"))
-        except OSError:
-            return 0
-        for path in files:
-            if self._closing:
-                break
-            claimed = path.with_name(path.name + f".sending-{os.getpid()}")
-            try:
-                os.replace(path, claimed)  # claim it, so two processes do not both send it
-                events = orjson.loads(claimed.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                continue
-            outcome = self._send(events) if events else True
-            if outcome is None:
-                os.replace(claimed, path)
-                break
-            claimed.unlink(missing_ok=True)
-            sent += len(events) if outcome else 0
-        return sent
-
-    def _reclaim_stale_claims(self, older_than: float = 60.0) -> None:
-        """A process killed while sending leaves a claimed file: put it back in the queue."""
-        try:
-            for path in self.spool_dir.glob("events-*.json.sending-*"):
-                if time.time() - path.stat().st_mtime > older_than:
-                    os.replace(path, path.with_name(path.name.split(".sending-")[0]))
-        except OSError:
-            pass
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush for at most `timeout` s, then spool whatever is left (also run at exit)."""
+        if self.sender is not None:
+            self.sender.close(timeout)
 
     def replay_spool(self) -> int:
-        """Send spooled events now (normally done by the background thread)."""
-        return self._replay_spool()
+        """Send spooled items now (normally done by the background thread)."""
+        return self.sender.replay_spool() if self.sender else 0
 
     # --- reports -------------------------------------------------------------------------
 
-    def _local_events(self) -> list[dict[str, Any]]:
-        return list(self._history)
+    def local_events(self) -> list[TrackedEvent]:
+        """The events this process recorded (bounded by `history_limit`), oldest first."""
+        with self._history_lock:
+            return list(self._history.values())
+
+    def local_report(self, period_days: int = 7) -> dict[str, Any]:
+        """The savings report of this process's events, computed here (local mode's report)."""
+        return local_report(
+            self.local_events(),
+            period_days=period_days,
+            strong_model=self.strong_model,
+            book=self.prices,
+        )
 
     def _remote_get(self, path: str) -> dict[str, Any] | None:
         assert self.remote is not None
@@ -509,7 +351,7 @@ class CostTracker:
         if self.remote is not None:
             data = self._remote_get(f"/reports/savings?period_days={int(period_days)}")
         if data is None:
-            data = _local_report(self._local_events(), period_days, self.strong_model, self.prices)
+            data = self.local_report(period_days)
         return RoutingMetrics.from_dict(data)
 
     def get_metrics_summary(self, period_days: int = 7) -> dict[str, Any]:
@@ -517,14 +359,5 @@ class CostTracker:
         if self.remote is not None:
             data = self._remote_get(f"/metrics/summary?period_days={int(period_days)}")
         if data is None:
-            data = _local_report(self._local_events(), period_days, self.strong_model, self.prices)
+            data = self.local_report(period_days)
         return data
-
-
-def _connection(remote: Remote) -> http.client.HTTPConnection:
-    from urllib.parse import urlsplit
-
-    target = urlsplit(remote.api_base)
-    if target.scheme == "https":
-        return http.client.HTTPSConnection(target.netloc, timeout=5.0)
-    return http.client.HTTPConnection(target.netloc, timeout=5.0)

@@ -29,7 +29,7 @@ SCHEDULES: dict[str, tuple[str, dict[str, Any]]] = {
 def ensure_reference_data(apps: Any = global_apps) -> None:
     from django.utils import timezone
 
-    from tracking.pricing import SHIPPED_PRICE_FILE, load_price_file
+    from routing.prices import SHIPPED_PRICE_FILE, load_price_file
 
     ModelPrice = apps.get_model("tracking", "ModelPrice")
     if not ModelPrice.objects.exists():

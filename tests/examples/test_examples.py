@@ -152,3 +152,28 @@ class TestRemote:
         assert flags["routellm_enabled"]["enabled"] is False
         assert flags["routellm_technical_domain"]["enabled"] is False
         assert flags["routellm_cost_tracking"]["enabled"] is True  # monitoring keeps running
+
+
+@pytest.mark.slow
+def test_routellm_integration_example__runs_end_to_end_against_the_fake_model_server():
+    pytest.importorskip("routellm")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEPLANE_")}
+    environ.update(PYTHONIOENCODING="utf-8", OPENAI_API_KEY="dummy")
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "routellm_integration_example.py")],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert done.returncode == 0, done.stderr
+    figures = dict(
+        line.split(":", 1) for line in done.stdout.splitlines() if ":" in line
+    )
+    assert figures["requests"].strip() == "20"
+    assert figures["success rate"].strip() == "1.00"
+    assert float(figures["fallback rate"]) > 0  # the outage was absorbed by the fallback
+    assert float(figures["estimated savings"].split("$")[1].split()[0]) > 0
+    assert "(20 samples)" in figures["average quality"]

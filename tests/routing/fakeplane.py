@@ -1,6 +1,12 @@
 """A tiny stand-in control plane for SDK fault tests: answers flags the way the real one does,
 or with 500s, garbage, 401s, a document without an ETag, or not at all, as a test sets `mode`.
-Flag writes (PUT) answer `write_status` (401 and 403 with the real API's messages)."""
+Flag writes (PUT) answer `write_status` (401 and 403 with the real API's messages).
+
+`POST events` and `POST events/outcomes` follow the API contract (CONTRACT §2, §7): events are
+stored once per event_id; one outcome per event (the same again is a duplicate, a different one
+is rejected), an outcome for an event not stored is rejected for its item. `post_status` other
+than 200 answers every POST with that status instead. Each POST is kept in `posts` as
+(path, API key, items)."""
 
 from __future__ import annotations
 
@@ -30,6 +36,10 @@ class FakePlane:
         self.mode = "ok"  # ok | 500 | garbage | slow | 401 | no-etag
         self.slow_seconds = 10.0
         self.write_status = 403
+        self.post_status = 200
+        self.posts: list[tuple[str, str, list[dict[str, Any]]]] = []
+        self.events: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, str]] = []
         self.paths: list[str] = []  # request line targets, e.g. "/api/v1/flags?wait=30"
         self._connections: set = set()
@@ -67,6 +77,12 @@ class FakePlane:
                 plane.requests.append({k.lower(): v for k, v in self.headers.items()})
                 plane.paths.append(self.path)
                 plane.handle(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                plane.requests.append({k.lower(): v for k, v in self.headers.items()})
+                plane.paths.append(self.path)
+                plane.handle_post(self, body)
 
             def do_PUT(self) -> None:  # noqa: N802
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -123,6 +139,49 @@ class FakePlane:
         }
         body = orjson.dumps({"detail": details.get(self.write_status, "error")})
         return self._send(h, self.write_status, body, {})
+
+    def handle_post(self, h: BaseHTTPRequestHandler, raw: bytes) -> None:
+        if self.post_status != 200:
+            body = orjson.dumps({"detail": f"HTTP {self.post_status}"})
+            return self._send(h, self.post_status, body, {})
+        key = (h.headers.get("Authorization") or "").removeprefix("Bearer ")
+        path = urlsplit(h.path).path
+        kind = "outcomes" if path.endswith("/events/outcomes") else "events"
+        items = orjson.loads(raw)[kind]
+        with self._cond:
+            self.posts.append((path, key, items))
+            accepted = duplicates = 0
+            rejected = []
+            for index, item in enumerate(items):
+                event_id = item["event_id"]
+                if kind == "events":
+                    if event_id in self.events:
+                        duplicates += 1
+                    else:
+                        self.events[event_id] = item
+                        accepted += 1
+                    continue
+                if event_id not in self.events:
+                    rejected.append({"index": index, "errors": {"event_id": ["Unknown event."]}})
+                elif event_id not in self.outcomes:
+                    self.outcomes[event_id] = item
+                    accepted += 1
+                elif self.outcomes[event_id] == item:
+                    duplicates += 1
+                else:
+                    errors = {"event_id": ["This event already has a different outcome."]}
+                    rejected.append({"index": index, "errors": errors})
+        answer = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+        return self._send(h, 200, orjson.dumps(answer), {})
+
+    def posted(self, kind: str = "events", key: str | None = None) -> list[dict[str, Any]]:
+        """Every item POSTed of a kind ("events" or "outcomes"), with `key` if given."""
+        return [
+            item
+            for path, used, items in list(self.posts)
+            if path.endswith(f"/{kind}") and (key is None or used == key)
+            for item in items
+        ]
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict) -> None:

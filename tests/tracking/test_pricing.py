@@ -166,7 +166,7 @@ def test_shipped_price_file__prices_both_seed_models_in_a_fresh_database(db):
     assert ModelPrice.objects.filter(model="gpt-3.5-turbo").exists()
     seeded = ModelPrice.objects.get(model="gpt-3.5-turbo")
     assert seeded.input_per_token == Decimal("0.0000005")
-    assert len(load_price_file("tracking/prices.yaml")) == ModelPrice.objects.count()
+    assert len(load_price_file(SHIPPED_PRICE_FILE)) == ModelPrice.objects.count()
 
 
 def test_import_prices__csv__stored_per_token(db, tmp_path):

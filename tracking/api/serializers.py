@@ -1,39 +1,51 @@
-"""Tracking API shapes: guardrail input and output; events' OpenAPI shape (documentation only:
-events are validated by msgspec)."""
+"""Tracking API shapes: guardrail input and output; the events' OpenAPI shape (documentation
+only: events are validated by msgspec, and their documented shape is derived from the same
+`routing.events.EventIn`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from rest_framework import serializers
 
-
-class EventSerializer(serializers.Serializer):
-    event_id = serializers.UUIDField()
-    timestamp = serializers.DateTimeField()
-    selected_model = serializers.CharField(max_length=200)
-    revision = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    domains = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
-    routing_method = serializers.CharField(required=False, allow_null=True)
-    model_tier = serializers.ChoiceField(
-        ["strong", "weak", "other"], required=False, allow_null=True
-    )
-    strong_win_rate = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=1
-    )
-    threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-    prompt_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    estimated_cost = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    latency_ms = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    success = serializers.BooleanField(required=False, allow_null=True, default=True)
-    fallback_used = serializers.BooleanField(required=False, allow_null=True, default=False)
-    error = serializers.CharField(required=False, allow_null=True)
-    text_sha256 = serializers.CharField(required=False, allow_null=True)
-    text_length = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    ab_group = serializers.CharField(required=False, allow_null=True)
+from routing.events import MAX_EVENTS_PER_BATCH, EventIn
 
 
-class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, max_length=1000)
+def openapi_schema(struct: type) -> dict[str, Any]:
+    """An OpenAPI 3.0 schema of a msgspec Struct, from the struct itself (so the documented
+    shape is the validated one). msgspec writes JSON Schema: `X | None` becomes `nullable`."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        options = node.get("anyOf")
+        if options and {"type": "null"} in options and len(options) == 2:
+            (inner,) = [option for option in options if option != {"type": "null"}]
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return convert({**inner, **rest, "nullable": True})
+        out = {key: convert(value) for key, value in node.items() if key != "title"}
+        if "enum" in out and "type" not in out and all(isinstance(v, str) for v in out["enum"]):
+            out["type"] = "string"
+        return out
+
+    document = msgspec.json.schema(struct)
+    return convert(document["$defs"][struct.__name__])
+
+
+EVENT_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "maxItems": MAX_EVENTS_PER_BATCH,
+            "items": openapi_schema(EventIn),
+        }
+    },
+}
 
 
 class RejectedSerializer(serializers.Serializer):

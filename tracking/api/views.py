@@ -49,7 +49,7 @@ class EventIngestApi(APIView):
     permission_classes = [CanPostEvents]
 
     @extend_schema(
-        request=serializers.EventBatchSerializer,
+        request={"application/json": serializers.EVENT_BATCH_SCHEMA},
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
