@@ -175,6 +175,7 @@ def children(args: argparse.Namespace) -> list[Child]:
         "--workers", str(args.web_workers),
         "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--timeout-graceful-shutdown", "5",
+        "--limit-concurrency", os.environ.get("WEB_LIMIT_CONCURRENCY", "2048"),
     ]  # fmt: skip
     worker = [
         python, "-m", "celery", "-A", "config", "worker",
