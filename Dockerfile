@@ -12,7 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/staticfiles \
     DEBUG=0 \
     PORT=8000 \
-    WEB_CONCURRENCY=2
+    WEB_CONCURRENCY=2 \
+    # Per worker: connections + tasks beyond it get 503 at once (1,000 long-pollers fit in 2
+    # workers); a stop waits this many seconds for requests in flight (below Docker's 10 s).
+    WEB_LIMIT_CONCURRENCY=2048 \
+    WEB_GRACEFUL_SHUTDOWN_SECONDS=8
 
 WORKDIR /app
 
@@ -46,4 +50,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"
 
 # The ASGI entry point with the flags fast path; uvloop + httptools (uvicorn[standard]).
-CMD ["sh", "-c", "exec uvicorn config.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY} --loop uvloop --http httptools --no-access-log --proxy-headers"]
+CMD ["sh", "-c", "exec uvicorn config.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY} --loop uvloop --http httptools --no-access-log --proxy-headers --limit-concurrency ${WEB_LIMIT_CONCURRENCY} --timeout-graceful-shutdown ${WEB_GRACEFUL_SHUTDOWN_SECONDS}"]

@@ -106,6 +106,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def prepare_environment() -> tuple[dict[str, str], list[str]]:
     """The children's environment; starts the embedded servers when no URL is given."""
     os.environ.setdefault("DEBUG", "1")  # local runs need no SECRET_KEY; DEBUG=0 works too
+    # Plain HTTP on this machine: no HTTPS redirect, HSTS or secure-only cookies (settings turn
+    # them on when DEBUG is off); set them to 1 to run behind TLS.
+    for name in (
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+    ):
+        os.environ.setdefault(name, "0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     embedded: list[str] = []
@@ -166,6 +175,7 @@ def children(args: argparse.Namespace) -> list[Child]:
         "--workers", str(args.web_workers),
         "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--timeout-graceful-shutdown", "5",
+        "--limit-concurrency", os.environ.get("WEB_LIMIT_CONCURRENCY", "2048"),
     ]  # fmt: skip
     worker = [
         python, "-m", "celery", "-A", "config", "worker",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from celery import shared_task
 
@@ -10,18 +11,26 @@ from controlplane.scheduled_changes import apply_due_changes
 from controlplane.selectors import stale_client_list
 
 log = logging.getLogger(__name__)
+ROUTERS_NAMED = 10  # the summary names at most this many routers, the most affected first
 
 
 @shared_task(name="controlplane.tasks.detect_stale_clients")
 def detect_stale_clients(minutes: int = 10) -> int:
-    """Log router processes not seen for `minutes`, so alerting can pick them up."""
+    """Log one summary line of router processes not seen for `minutes` (alerting reads it);
+    one line per run, however many clients went quiet."""
     clients = stale_client_list(minutes=minutes)
-    for client in clients:
+    if clients:
+        per_router = Counter(client.router.slug for client in clients)
+        named = ", ".join(f"{slug} ({n})" for slug, n in per_router.most_common(ROUTERS_NAMED))
+        more = len(per_router) - ROUTERS_NAMED
         log.warning(
-            "router %s client %s not seen since %s",
-            client.router.slug,
-            client.client_id,
-            client.last_seen.isoformat(),
+            "%d router clients not seen for %d minutes, in %d routers: %s%s; oldest seen %s",
+            len(clients),
+            minutes,
+            len(per_router),
+            named,
+            f" and {more} more" if more > 0 else "",
+            clients[0].last_seen.isoformat(),
         )
     return len(clients)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
 from controlplane import selectors
@@ -14,9 +13,11 @@ from controlplane.models import Router
 
 
 def router_for(request: Request, slug: str) -> Router:
-    router = get_object_or_404(selectors.router_list(), slug=slug)
-    if not may_act_on(request, router):
-        raise PermissionDenied("This API key belongs to another router.")
+    """The router `slug` names; 404 alike when it is missing or outside the key's router, so a
+    key cannot learn which other routers exist."""
+    router = selectors.router_list().filter(slug=slug).first()
+    if router is None or not may_act_on(request, router):
+        raise NotFound("No such router.")
     return router
 
 

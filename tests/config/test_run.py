@@ -157,3 +157,14 @@ def test_run__debug_off_and_rerun__serves_then_sigterm_stops_everything(data_dir
         code = run.stop(signal.SIGTERM)
     assert code == 0, run.output
     assert processes_using(data_dir) == []
+
+
+def test_run__web_server__concurrency_limit_from_environment(monkeypatch):
+    from config.run import children, parse_args
+
+    web = children(parse_args([]))[0].command
+    assert web[web.index("--limit-concurrency") + 1] == "2048"
+    assert "--timeout-graceful-shutdown" in web
+    monkeypatch.setenv("WEB_LIMIT_CONCURRENCY", "300")
+    web = children(parse_args([]))[0].command
+    assert web[web.index("--limit-concurrency") + 1] == "300"

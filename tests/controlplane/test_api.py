@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from controlplane.models import AuditEntry, ConfigRevision
+from controlplane.models import AuditEntry, ConfigRevision, Router
 from controlplane.services import create_router
 
 pytestmark = pytest.mark.django_db
@@ -130,11 +130,17 @@ def test_user_without_role__403(db, django_user_model):
     assert "role" in response.json()["detail"]
 
 
-def test_key_of_another_router__403(operator_api, router, actor):
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/phase"), ("get", "/config"), ("get", "/clients"), ("get", "/"), ("get", "/keys")],
+)
+def test_key_of_another_router__404_like_a_missing_one(operator_api, router, actor, method, path):
     create_router(slug="other", actor=actor)
-    response = operator_api.post(f"{BASE}/routers/other/phase", {"phase": "full"}, format="json")
-    assert response.status_code == 403
-    assert "another router" in response.json()["detail"]
+    other = getattr(operator_api, method)(f"{BASE}/routers/other{path}", {}, format="json")
+    missing = getattr(operator_api, method)(f"{BASE}/routers/ghost{path}", {}, format="json")
+    assert other.status_code == missing.status_code == 404
+    assert other.json() == missing.json()
+    assert Router.objects.get(slug="other").current_revision.number == 1
 
 
 def test_router_list__key_sees_only_its_router(router_api, router, actor):

@@ -320,6 +320,14 @@ def test_revoke_api_key__unknown_prefix__error():
 # --- seed_demo -----------------------------------------------------------------------------
 
 
+def test_seed_demo__common_password__refused_no_user_created():
+    from django.contrib.auth import get_user_model
+
+    with pytest.raises(CommandError, match="too common"):
+        run("seed_demo", "--password", "password123", "--days", "1")
+    assert not get_user_model().objects.filter(username="operator").exists()
+
+
 def test_seed_demo__fresh_database__logins_router_key_revisions(client):
     out, _ = run("seed_demo", "--password", "demo-pass-123", "--days", "1")
 

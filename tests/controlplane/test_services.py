@@ -321,6 +321,34 @@ def test_audit_log__database_refuses_update_and_delete(router):
     assert AuditEntry.objects.get(pk=entry.pk).reason == ""
 
 
+def test_audit_log__database_refuses_truncate(router):
+    from django.db import connection
+
+    count = AuditEntry.objects.count()
+    assert count >= 1
+    for statement in (
+        "TRUNCATE controlplane_auditentry",
+        "TRUNCATE controlplane_router CASCADE",  # reaches the audit log through its foreign key
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                # The test's own inserts left deferred FK checks, which block any TRUNCATE.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(statement)
+    assert AuditEntry.objects.count() == count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_log__test_flush_setting__allows_truncate(router):
+    # Only the test suite's flush sets it (tests/conftest.py); this test's own teardown flushes.
+    from django.db import connection
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL routeplane.allow_audit_truncate = 'on'")
+        cursor.execute("TRUNCATE controlplane_auditentry")
+    assert AuditEntry.objects.count() == 0
+
+
 def test_revisions__database_refuses_update(router):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         ConfigRevision.objects.filter(router=router).update(phase="full")

@@ -219,3 +219,12 @@ def test_savings_report__no_tokens__weak_estimate_claims_no_savings_strong_is_it
     assert report["actual_cost"] == pytest.approx(0.033)
     assert report["baseline_cost"] == pytest.approx(0.033)
     assert report["estimated_savings"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_report_api__user_names_unknown_router__404(operator_user, router):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(operator_user)
+    assert client.get("/api/v1/reports/savings?router=ghost").status_code == 404
+    assert client.get("/api/v1/reports/savings?router=checkout").status_code == 200

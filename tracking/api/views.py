@@ -10,7 +10,7 @@ import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -73,9 +73,11 @@ def _report_router(request: Request) -> Router:
     if isinstance(request.auth, ApiKey):
         return request.auth.router
     slug = request.query_params.get("router", "")
-    router = Router.objects.filter(slug=slug).first() if slug else None
-    if router is None:
+    if not slug:
         raise PermissionDenied("Name the router with ?router=<slug>.")
+    router = Router.objects.filter(slug=slug).first()
+    if router is None:
+        raise NotFound("No such router.")
     return router
 
 

@@ -5,7 +5,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import BaseCommand, CommandParser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from controlplane.actors import Actor
@@ -84,6 +86,10 @@ class Command(BaseCommand):
         user = user_model.objects.filter(username=username).first()
         created = user is None
         if created:
+            try:
+                validate_password(password, user_model(username=username))
+            except ValidationError as exc:
+                raise CommandError(f"--password: {' '.join(exc.messages)}") from exc
             user = user_model.objects.create_user(username, password=password)
         if group_name == "operator" and not user.is_staff:
             user.is_staff = True  # the operator may open /admin/ (read, revoke keys)
