@@ -134,7 +134,9 @@ def test_run__embedded_defaults__serves_then_sigint_stops_everything(data_dir):
         run.wait_for("celery@")  # the worker's banner: it connected to the embedded Redis
         run.wait_for("beat: Starting")
         assert "operator / routeplane-demo" in run.output
-        assert "demo router key (shown only this once): rp_" in run.output
+        assert "router key:   rp_" in run.output
+        assert "operator key: rp_" in run.output
+        assert (data_dir / "run.json").exists()  # manage.py beside it joins this run
     finally:
         code = run.stop(signal.SIGINT)
     assert code == 0, run.output
@@ -142,6 +144,7 @@ def test_run__embedded_defaults__serves_then_sigint_stops_everything(data_dir):
         assert f"{name} stopped" in run.output
     assert "embedded PostgreSQL stopped" in run.output
     assert "embedded Redis stopped" in run.output
+    assert not (data_dir / "run.json").exists()
     assert processes_using(data_dir) == []
 
 
@@ -151,7 +154,7 @@ def test_run__debug_off_and_rerun__serves_then_sigterm_stops_everything(data_dir
         run.wait_for("Routeplane is up")
         assert run.get("/healthz")[0] == 200
         # Seeded before: the router key is not shown again, the demo is not duplicated.
-        assert "router key (shown only" not in run.output
+        assert "shown only this once" not in run.output
         assert "Demo router 'demo' exists" in run.output
     finally:
         code = run.stop(signal.SIGTERM)
