@@ -3,8 +3,8 @@
 Used only when DATABASE_URL / REDIS_URL are unset; production and CI always pass URLs.
 Both servers live under ROUTEPLANE_DATA_DIR (default ./var) and outlive the process that
 started them, so web, worker, beat and manage.py all join the same pair; `python -m
-config.run` starts them once and stops them on exit (or `python -m config.embedded
-stop`).
+config.run` (or scripts/test.sh) starts them once and stops them on exit (or `python -m
+config.embedded stop`). Settings only join running servers, never start one (config.instance).
 
     python -m config.embedded start   # print DATABASE_URL=... and REDIS_URL=...
     eval "$(python -m config.embedded env)"   # export the URLs that are unset

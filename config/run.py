@@ -6,7 +6,8 @@ migrates, collects static files, seeds the demo, and supervises three children: 
 SIGTERM stops the children (each in its own session, so the terminal's Ctrl-C reaches only this
 supervisor and the shutdown order is ours), then the embedded servers. If a child dies, the
 others are stopped too and the exit status is 1: a half-running control plane is worse than
-none.
+none. While it serves, `$ROUTEPLANE_DATA_DIR/run.json` records it, so manage.py run beside it
+joins it (config.instance).
 """
 
 from __future__ import annotations
