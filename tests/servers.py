@@ -94,6 +94,31 @@ class PrivateRedis:
             self.process.wait(10)
 
 
+def processes_using(data_dir: Path) -> list[str]:
+    """Live processes of a run command (`python -m config.run`) using this data dir: its
+    Python children inherit ROUTEPLANE_DATA_DIR; the postmaster (which overwrites its environ
+    with its process title) names the dir in its command line."""
+    marker = f"ROUTEPLANE_DATA_DIR={data_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ or str(data_dir).encode() in cmdline:
+            found.append(f"{proc.name}: {cmdline[:200]!r}")
+    # Redis rewrites both environ and command line; its pid file stays until it exits.
+    for pidfile in (data_dir / "redis.pid", data_dir / "pgdata" / "postmaster.pid"):
+        if pidfile.exists():
+            pid = pidfile.read_text().split()[0]
+            if Path(f"/proc/{pid}").exists():
+                found.append(f"{pid}: from {pidfile.name}")
+    return sorted(set(found))
+
+
 def wait_for_port(port: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

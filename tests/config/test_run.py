@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import processes_using
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -47,31 +49,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def processes_using(data_dir: Path) -> list[str]:
-    """Live processes of this run: its Python children inherit ROUTEPLANE_DATA_DIR; the
-    postmaster (which overwrites its environ with its process title) names the dir in its
-    command line."""
-    marker = f"ROUTEPLANE_DATA_DIR={data_dir}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker in environ or str(data_dir).encode() in cmdline:
-            found.append(f"{proc.name}: {cmdline[:200]!r}")
-    # Redis rewrites both environ and command line; its pid file stays until it exits.
-    for pidfile in (data_dir / "redis.pid", data_dir / "pgdata" / "postmaster.pid"):
-        if pidfile.exists():
-            pid = pidfile.read_text().split()[0]
-            if Path(f"/proc/{pid}").exists():
-                found.append(f"{pid}: from {pidfile.name}")
-    return sorted(set(found))
 
 
 class Run:
@@ -134,7 +111,9 @@ def test_run__embedded_defaults__serves_then_sigint_stops_everything(data_dir):
         run.wait_for("celery@")  # the worker's banner: it connected to the embedded Redis
         run.wait_for("beat: Starting")
         assert "operator / routeplane-demo" in run.output
-        assert "demo router key (shown only this once): rp_" in run.output
+        assert "router key:   rp_" in run.output
+        assert "operator key: rp_" in run.output
+        assert (data_dir / "run.json").exists()  # manage.py beside it joins this run
     finally:
         code = run.stop(signal.SIGINT)
     assert code == 0, run.output
@@ -142,6 +121,7 @@ def test_run__embedded_defaults__serves_then_sigint_stops_everything(data_dir):
         assert f"{name} stopped" in run.output
     assert "embedded PostgreSQL stopped" in run.output
     assert "embedded Redis stopped" in run.output
+    assert not (data_dir / "run.json").exists()
     assert processes_using(data_dir) == []
 
 
@@ -151,7 +131,7 @@ def test_run__debug_off_and_rerun__serves_then_sigterm_stops_everything(data_dir
         run.wait_for("Routeplane is up")
         assert run.get("/healthz")[0] == 200
         # Seeded before: the router key is not shown again, the demo is not duplicated.
-        assert "router key (shown only" not in run.output
+        assert "shown only this once" not in run.output
         assert "Demo router 'demo' exists" in run.output
     finally:
         code = run.stop(signal.SIGTERM)

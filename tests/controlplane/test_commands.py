@@ -328,16 +328,18 @@ def test_seed_demo__common_password__refused_no_user_created():
     assert not get_user_model().objects.filter(username="operator").exists()
 
 
-def test_seed_demo__fresh_database__logins_router_key_revisions(client):
+def test_seed_demo__fresh_database__logins_router_and_operator_keys_revisions(client):
     out, _ = run("seed_demo", "--password", "demo-pass-123", "--days", "1")
 
     demo = Router.objects.get(slug="demo")
     phases = set(demo.revisions.values_list("phase", flat=True))
     assert {"disabled", "monitoring", "single_domain"} <= phases
-    key_line = next(line for line in out.splitlines() if "router key" in line)
-    raw = key_line.rsplit(" ", 1)[-1]
-    key = ApiKey.objects.get(router=demo)
-    assert (key.role, key.key_hash) == ("router", hash_key(raw))
+    for role in ("router", "operator"):
+        key_line = next(line for line in out.splitlines() if f"{role} key" in line)
+        raw = key_line.rsplit(" ", 1)[-1]
+        key = ApiKey.objects.get(router=demo, role=role)
+        assert key.key_hash == hash_key(raw)
+        assert raw not in str(list(ApiKey.objects.values()))  # stored as a hash only
     assert client.login(username="operator", password="demo-pass-123")
     assert client.login(username="viewer", password="demo-pass-123")
     from django.contrib.auth import get_user_model
@@ -374,7 +376,7 @@ def test_seed_demo__run_twice__no_new_revisions_key_or_password(client):
     out, _ = run("seed_demo", "--password", "second-pass-123", "--days", "1")
 
     assert demo.revisions.count() == revisions
-    assert ApiKey.objects.filter(router=demo).count() == 1
+    assert ApiKey.objects.filter(router=demo).count() == 2
     assert "rp_" not in out
     assert "password unchanged" in out
     assert client.login(username="operator", password="first-pass-123")

@@ -153,6 +153,21 @@ class TestRemote:
         assert flags["routellm_technical_domain"]["enabled"] is False
         assert flags["routellm_cost_tracking"]["enabled"] is True  # monitoring keeps running
 
+    def test_emergency_rollback__router_key__one_line_refusal_no_traceback(self, env, live_router):
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEPLANE_")}
+        environ |= {"PYTHONPATH": str(ROOT), **env(live_router.router_key)}
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "emergency_rollback.py")],
+            cwd=EXAMPLES,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        assert done.returncode == 1
+        assert done.stderr.startswith("routeplane: changing a flag needs an operator API key")
+        assert done.stderr.count("\n") == 1  # one line, not a traceback
 
 @pytest.mark.slow
 def test_routellm_integration_example__runs_end_to_end_against_the_fake_model_server():

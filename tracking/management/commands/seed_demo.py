@@ -45,7 +45,8 @@ OPERATOR_ADMIN_PERMISSIONS = [
 class Command(BaseCommand):
     help = (
         "Demo data, safe to run again: an operator and a viewer login, a router 'demo' with a "
-        "router key (printed only when the router is created) and revisions across phases, and "
+        "router key and an operator key (printed only when the router is created, for the "
+        "examples) and revisions across phases, and "
         "synthetic events when the tracking app can ingest them. Passwords are set only when a "
         "user is created (--password, else $ROUTEPLANE_DEMO_PASSWORD, else 'routeplane-demo')."
     )
@@ -62,11 +63,11 @@ class Command(BaseCommand):
             state = f"password: {password}" if created else "exists; password unchanged"
             self.stdout.write(f"Demo login ({group}): user {username!r}, {state}")
 
-        router, raw_key = self._router(actor)
-        if raw_key:
-            self.stdout.write(
-                f"Demo router {router.slug!r} created. Its router key (shown only now): {raw_key}"
-            )
+        router, raw_keys = self._router(actor)
+        if raw_keys:
+            self.stdout.write(f"Demo router {router.slug!r} created.")
+            for role, raw in raw_keys.items():
+                self.stdout.write(f"Its {role} key (shown only now): {raw}")
         else:
             self.stdout.write(
                 f"Demo router {router.slug!r} exists (revision {router.current_revision.number})."
@@ -98,10 +99,12 @@ class Command(BaseCommand):
         return created
 
     @transaction.atomic
-    def _router(self, actor: Actor) -> tuple[Router, str | None]:
+    def _router(self, actor: Actor) -> tuple[Router, dict[str, str]]:
+        """The demo router and, when it is new, its raw keys by role (a router key for
+        routers, an operator key for the examples that change flags)."""
         existing = Router.objects.filter(slug=DEMO_ROUTER).first()
         if existing is not None:
-            return existing, None
+            return existing, {}
         router = create_router(slug=DEMO_ROUTER, name="Demo router", actor=actor)
         update_config(router=router, changes=SEED_CONFIG, actor=actor, reason="seed config.yaml")
         set_phase(router=router, phase="monitoring", actor=actor, reason="watch costs first")
@@ -120,6 +123,9 @@ class Command(BaseCommand):
             actor=actor,
             reason="half the technical traffic",
         )
-        _, raw = create_api_key(router=router, role="router", name="demo router", actor=actor)
+        raw_keys = {
+            role: create_api_key(router=router, role=role, name=f"demo {role}", actor=actor)[1]
+            for role in ("router", "operator")
+        }
         router.refresh_from_db()
-        return router, raw
+        return router, raw_keys

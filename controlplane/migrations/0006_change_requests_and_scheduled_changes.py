@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("controlplane", "0004_move_guardrail_to_tracking"),
+        ("controlplane", "0005_audit_refuse_truncate"),
     ]
 
     operations = [
