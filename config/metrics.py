@@ -3,7 +3,8 @@
 In-process instruments (flags polls, long-poll waiters, propagation, ingested events) are summed
 over every worker process through prometheus_client's multiprocess files when
 PROMETHEUS_MULTIPROC_DIR is set (python -m config.run sets it), else read from this process.
-The database-derived families (savings, strong share, lags, guardrail trips) are the same on every worker.
+The database-derived families (savings, strong share, lags, guardrail trips, webhook
+deliveries) are the same on every worker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from config.multiproc import ENV_NAME
 from controlplane.api.auth import bearer_token
 from controlplane.models import Role
 from controlplane.selectors import api_key_for_raw
+from controlplane.webhooks.metrics import delivery_collector
 from tracking.metrics import database_collector
 
 UNAUTHORIZED = "Send an operator API key, or ROUTEPLANE_METRICS_TOKEN when set, as Bearer."
@@ -71,6 +73,7 @@ class _Scrape:
         yield from families
         yield not_modified_share(families)
         yield from database_collector.collect()
+        yield from delivery_collector.collect()
 
 
 @require_GET
