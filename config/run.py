@@ -126,6 +126,12 @@ def prepare_environment() -> tuple[dict[str, str], list[str]]:
         # One data dir holds everything a run writes, so runs side by side never share files.
         os.environ.setdefault("STATIC_ROOT", str(services.data_dir() / "staticfiles"))
 
+    # Every web worker writes its /metrics counters here; a new run starts them at zero.
+    from config.multiproc import ENV_NAME, fresh_multiproc_dir
+
+    metrics_dir = os.environ.get(ENV_NAME) or str(services.data_dir() / "prometheus")
+    os.environ[ENV_NAME] = str(fresh_multiproc_dir(Path(metrics_dir)))
+
     if not os.environ.get("DATABASE_URL"):
         say(f"starting the embedded PostgreSQL in {services.data_dir() / 'pgdata'}")
         os.environ["DATABASE_URL"] = services.embedded_postgres_url()

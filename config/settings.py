@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "controlplane",
+    "controlplane.webhooks",
     "tracking",
     "dashboard",
 ]
@@ -241,6 +242,20 @@ SPECTACULAR_SETTINGS = {
 ROUTEPLANE_DATA_DIR = os.environ.get("ROUTEPLANE_DATA_DIR", str(BASE_DIR / "var"))
 # How often the flags fast path re-reads revisions even without a notification (self-healing).
 ROUTEPLANE_FLAGS_RECHECK_SECONDS = float(os.environ.get("ROUTEPLANE_FLAGS_RECHECK_SECONDS", "0.5"))
+
+# --- Metrics and webhooks (config/metrics.py, controlplane/webhooks/) -------------------
+# /metrics also accepts this token as Bearer (besides an operator API key).
+ROUTEPLANE_METRICS_TOKEN = os.environ.get("ROUTEPLANE_METRICS_TOKEN", "")
+ROUTEPLANE_METRICS_CACHE_SECONDS = float(os.environ.get("ROUTEPLANE_METRICS_CACHE_SECONDS", "5"))
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # each worker's counters live there (run.py)
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+ROUTEPLANE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("ROUTEPLANE_WEBHOOK_MAX_ATTEMPTS", "6"))
+ROUTEPLANE_WEBHOOK_BACKOFF_SECONDS = float(
+    os.environ.get("ROUTEPLANE_WEBHOOK_BACKOFF_SECONDS", "30")
+)
+ROUTEPLANE_WEBHOOK_TIMEOUT_SECONDS = float(
+    os.environ.get("ROUTEPLANE_WEBHOOK_TIMEOUT_SECONDS", "10")
+)
 
 LOGGING = {
     "version": 1,

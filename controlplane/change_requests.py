@@ -25,6 +25,8 @@ from controlplane.models import (
 )
 from controlplane.services import StaleRevision, locked_router, publish_revision, record_audit
 from controlplane.snapshot import Snapshot
+from controlplane.webhooks import events as webhook_events
+from controlplane.webhooks.outbox import emit
 
 POLICY_FIELDS = (
     "approve_full_phase",
@@ -89,7 +91,22 @@ def file_change_request(*, held: ApprovalRequired) -> ChangeRequest:
         diff={"change_request": request.pk, "action": held.action, **request.diff},
         reason="; ".join(held.reasons),
     )
+    emit(router=held.router, type=webhook_events.CHANGE_REQUEST_CREATED, data=_event_data(request))
     return request
+
+
+def _event_data(request: ChangeRequest) -> dict[str, Any]:
+    return {
+        "change_request": request.pk,
+        "action": request.action,
+        "status": request.status,
+        "base_revision": request.base_revision,
+        "diff": request.diff,
+        "reasons": request.reasons,
+        "requested_by": request.requested_by,
+        "decided_by": request.decided_by,
+        "applied_revision": request.applied_revision,
+    }
 
 
 def _locked_pending(change_request: ChangeRequest, actor: Actor) -> ChangeRequest:
@@ -134,6 +151,7 @@ def approve_change_request(
         diff={"change_request": request.pk, "requested_by": request.requested_by},
         reason=reason,
     )
+    emit(router=router, type=webhook_events.CHANGE_REQUEST_APPROVED, data=_event_data(request))
     return request, revision
 
 
@@ -153,5 +171,10 @@ def reject_change_request(
         router=request.router,
         diff={"change_request": request.pk, "requested_by": request.requested_by},
         reason=reason,
+    )
+    emit(
+        router=request.router,
+        type=webhook_events.CHANGE_REQUEST_REJECTED,
+        data=_event_data(request),
     )
     return request

@@ -28,6 +28,8 @@ from controlplane.models import (
     ScheduledChange,
     ScheduledStatus,
 )
+from controlplane.webhooks import events as webhook_events
+from controlplane.webhooks.outbox import emit_revision_event
 
 SCHEDULER = Actor("scheduler")
 OPEN = (ScheduledStatus.AWAITING_APPROVAL, ScheduledStatus.PENDING)
@@ -283,6 +285,17 @@ def _run(change: ScheduledChange) -> None:
     change.applied_at = timezone.now()
     change.applied_revision = revision.number
     change.save(update_fields=["status", "applied_at", "applied_revision"])
+    emit_revision_event(
+        router=change.router,
+        type=webhook_events.SCHEDULED_CHANGE_APPLIED,
+        revision=revision,
+        actor=SCHEDULER,
+        reason=reason,
+        scheduled_change=change.pk,
+        action=change.action,
+        params=change.params,
+        created_by=change.created_by,
+    )
 
 
 def _message(exc: Exception) -> str:

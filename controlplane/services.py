@@ -28,6 +28,8 @@ from controlplane.models import (
 )
 from controlplane.phases import PhaseError, apply_phase, emergency_snapshot, is_lower
 from controlplane.snapshot import Snapshot
+from controlplane.webhooks import events as webhook_events
+from controlplane.webhooks.outbox import emit_revision_event
 from routing.config import CONFIG_FIELDS, config_errors, validate_config_dict
 from routing.evaluation import FLAG_NAMES
 
@@ -263,7 +265,7 @@ def set_phase(
         after = apply_phase(before, phase, domain)
     except PhaseError as exc:
         raise _fail(exc.field, str(exc)) from None
-    return publish_revision(
+    revision = publish_revision(
         router=router,
         snapshot=after,
         actor=actor,
@@ -271,6 +273,8 @@ def set_phase(
         before=before,
         reason=reason,
     )
+    _emit_phase_changed(router, before, revision, actor, reason)  # webhook
+    return revision
 
 
 @transaction.atomic
@@ -300,7 +304,7 @@ def step_back(*, router: Router, actor: Actor, reason: str = "") -> ConfigRevisi
         after = apply_phase(before, previous, before.phase_domain or None)
         restored = None
     assert is_lower(after.phase, current.phase)
-    return publish_revision(
+    revision = publish_revision(
         router=router,
         snapshot=after,
         actor=actor,
@@ -309,6 +313,8 @@ def step_back(*, router: Router, actor: Actor, reason: str = "") -> ConfigRevisi
         reason=reason,
         restored_from=restored,
     )
+    _emit_phase_changed(router, before, revision, actor, reason)  # webhook
+    return revision
 
 
 @transaction.atomic
@@ -329,9 +335,13 @@ def set_kill_switch(
     before = Snapshot.of(current)
     after = before.evolve(kill_switch=engaged, kill_switch_reason=reason if engaged else "")
     action = "kill_switch.engage" if engaged else "kill_switch.release"
-    return publish_revision(
+    revision = publish_revision(
         router=router, snapshot=after, actor=actor, action=action, before=before, reason=reason
     )
+    if before.kill_switch != engaged:  # webhook
+        kind = "kill_switch.engaged" if engaged else "kill_switch.released"
+        emit_revision_event(router=router, type=kind, revision=revision, actor=actor, reason=reason)
+    return revision
 
 
 @transaction.atomic
@@ -353,7 +363,7 @@ def rollback_to(
     after = Snapshot.of(target).evolve(
         kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
     )
-    return publish_revision(
+    revision = publish_revision(
         router=router,
         snapshot=after,
         actor=actor,
@@ -362,6 +372,15 @@ def rollback_to(
         reason=reason,
         restored_from=number,
     )
+    emit_revision_event(  # webhook
+        router=router,
+        type=webhook_events.REVISION_ROLLED_BACK,
+        revision=revision,
+        actor=actor,
+        reason=reason,
+        restored_from=number,
+    )
+    return revision
 
 
 @transaction.atomic
@@ -373,7 +392,7 @@ def emergency_rollback(*, router: Router, actor: Actor, reason: str) -> ConfigRe
     router, current = locked_router(router)
     before = Snapshot.of(current)
     after = emergency_snapshot(before, reason)
-    return publish_revision(
+    revision = publish_revision(
         router=router,
         snapshot=after,
         actor=actor,
@@ -381,6 +400,30 @@ def emergency_rollback(*, router: Router, actor: Actor, reason: str) -> ConfigRe
         before=before,
         reason=reason,
     )
+    emit_revision_event(  # webhook
+        router=router,
+        type=webhook_events.KILL_SWITCH_ENGAGED,
+        revision=revision,
+        actor=actor,
+        reason=reason,
+        emergency_rollback=True,
+    )
+    return revision
+
+
+def _emit_phase_changed(
+    router: Router, before: Snapshot, revision: ConfigRevision, actor: Actor, reason: str
+) -> None:
+    if (before.phase, before.phase_domain) != (revision.phase, revision.phase_domain):
+        emit_revision_event(
+            router=router,
+            type=webhook_events.PHASE_CHANGED,
+            revision=revision,
+            actor=actor,
+            reason=reason,
+            previous_phase=before.phase,
+            previous_phase_domain=before.phase_domain,
+        )
 
 
 # --- API keys -------------------------------------------------------------------------------

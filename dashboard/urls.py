@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard.views import audit, changes, login, overview, routers, savings
+from dashboard.views import audit, changes, login, overview, routers, savings, webhooks
 
 app_name = "dashboard"
 
@@ -47,6 +47,20 @@ urlpatterns = [
         "routers/<slug:slug>/schedule/<int:pk>/approve/",
         changes.router_schedule_approve,
         name="router-schedule-approve",
+    ),
+    path("routers/<slug:slug>/webhooks/", webhooks.router_webhooks, name="router-webhooks"),
+    path(
+        "routers/<slug:slug>/webhooks/add/", webhooks.webhook_create, name="router-webhook-create"
+    ),
+    path(
+        "routers/<slug:slug>/webhooks/<int:endpoint_id>/test/",
+        webhooks.webhook_test,
+        name="router-webhook-test",
+    ),
+    path(
+        "routers/<slug:slug>/webhooks/<int:endpoint_id>/remove/",
+        webhooks.webhook_delete,
+        name="router-webhook-delete",
     ),
     path("routers/<slug:slug>/savings/", savings.router_savings, name="router-savings"),
     path("routers/<slug:slug>/savings.csv", savings.router_savings_csv, name="router-savings-csv"),

@@ -15,6 +15,8 @@ from django.utils import timezone
 from controlplane import services
 from controlplane.actors import Actor
 from controlplane.models import ConfigRevision, Phase, Router
+from controlplane.webhooks.events import GUARDRAIL_TRIPPED
+from controlplane.webhooks.outbox import emit
 from tracking.models import Event, Guardrail
 
 ROUTED_PHASES = (Phase.SINGLE_DOMAIN, Phase.FULL)
@@ -79,6 +81,11 @@ def check_guardrail(*, guardrail: Guardrail, now: datetime | None = None) -> Con
         )
         revision = services.step_back(router=router, actor=Actor.system("guardrail"), reason=reason)
         Guardrail.objects.filter(pk=guardrail.pk).update(last_tripped_at=now)
+        emit(  # webhook
+            router=router,
+            type=GUARDRAIL_TRIPPED,
+            data={"revision": revision.number, "phase": revision.phase, "reason": reason},
+        )
         return revision
 
 

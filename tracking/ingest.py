@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from tracking import metrics
 from tracking.events import (
     MAX_ERROR_LENGTH,
     EventIn,
@@ -165,4 +166,5 @@ def record_events(
     check_nul = raw is None or may_hold_nul(raw)
     valid, rejected = validate_batch(payload, now, check_nul=check_nul)
     accepted, duplicates = ingest_events(router_id=router_id, events=valid)
+    metrics.count_ingested(accepted=accepted, duplicates=duplicates, rejected=len(rejected))
     return IngestResult(accepted, duplicates, rejected)

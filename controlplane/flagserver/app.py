@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from controlplane import metrics
 from controlplane.flagdoc import etag_matches
 from controlplane.flagserver.server import FlagServer, key_hash
 
@@ -56,6 +57,8 @@ class FlagsFastPath:
                 self.server.start()  # servers that send no lifespan events
             if await self._serve(scope, send):
                 return
+            await self.django_app(scope, receive, _counting(send))
+            return
         await self.django_app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -117,25 +120,29 @@ class FlagsFastPath:
             return True
         inm = if_none_match.decode("latin-1")
         if inm and etag_matches(inm, document.etag) and wait > 0:
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                event = server.changed_event(entry.router_id)
-                try:
-                    await asyncio.wait_for(event.wait(), remaining)
-                except TimeoutError:
-                    break
-                # Woken: a new revision, a revoked key, or the cache went stale.
-                if not server.ready and not await self._wait_ready(scope, deadline):
-                    return False
-                if hashed not in server.keys:
-                    return False
-                document = server.docs.get(entry.router_id)
-                if document is None:
-                    return False
-                if not etag_matches(inm, document.etag):
-                    break
+            metrics.LONG_POLL_WAITERS.inc()
+            try:
+                while True:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    event = server.changed_event(entry.router_id)
+                    try:
+                        await asyncio.wait_for(event.wait(), remaining)
+                    except TimeoutError:
+                        break
+                    # Woken: a new revision, a revoked key, or the cache went stale.
+                    if not server.ready and not await self._wait_ready(scope, deadline):
+                        return False
+                    if hashed not in server.keys:
+                        return False
+                    document = server.docs.get(entry.router_id)
+                    if document is None:
+                        return False
+                    if not etag_matches(inm, document.etag):
+                        break
+            finally:
+                metrics.LONG_POLL_WAITERS.dec()
         client = scope.get("client")
         server.recorder.record(
             router_id=entry.router_id,
@@ -185,3 +192,15 @@ async def _send(
         headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    metrics.count_flags_response(status, fast=True)
+
+
+def _counting(send: Send) -> Send:
+    """`send` that counts the status of a flags poll answered by Django."""
+
+    async def counting_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            metrics.count_flags_response(message["status"], fast=False)
+        await send(message)
+
+    return counting_send

@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from controlplane import metrics
 from controlplane.clients import (
     KEYS_USED_SQL,
     UPSERT_SQL,
@@ -47,7 +48,8 @@ SELECT r.id, r.slug, cr.id, cr.number
 FROM controlplane_router r JOIN controlplane_configrevision cr ON cr.id = r.current_revision_id
 """
 REVISIONS_SQL = """
-SELECT r.id, r.slug, cr.id, cr.number, cr.config, cr.phase, cr.phase_domain, cr.kill_switch
+SELECT r.id, r.slug, cr.id, cr.number, cr.config, cr.phase, cr.phase_domain, cr.kill_switch,
+       cr.created_at
 FROM controlplane_router r JOIN controlplane_configrevision cr ON cr.id = r.current_revision_id
 WHERE r.id = ANY(%s)
 """
@@ -106,7 +108,7 @@ def build_revision(row: tuple, states: Iterable[tuple]) -> Any:
     ORM touching the database (we are on the event loop)."""
     from controlplane.models import ConfigRevision, FlagState
 
-    _router_id, _slug, revision_id, number, config, phase, phase_domain, kill_switch = row
+    _router_id, _slug, revision_id, number, config, phase, phase_domain, kill_switch = row[:8]
     revision = ConfigRevision(
         id=revision_id,
         router_id=row[0],
@@ -350,6 +352,8 @@ class FlagServer:
                 router_id=router_id, slug=slug, revision=revision
             )
             self._wake_router(router_id)
+            if current is not None:  # a change, not this process's first load
+                metrics.PROPAGATION_SECONDS.observe(max(0.0, time.time() - row[8].timestamp()))
 
     async def _load_keys(self, conn: psycopg.AsyncConnection) -> None:
         cursor = await conn.execute(KEYS_SQL)

@@ -223,3 +223,26 @@ def test_api__change_requests_of_another_router__404(operator_api, router, actor
     held = _held(lambda: services.set_phase(router=other, phase="full", actor=ALICE))
     response = operator_api.get(f"/api/v1/routers/{router.slug}/change-requests/{held.pk}")
     assert response.status_code == 404
+
+
+def test_webhook_events__created_approved_rejected(single_domain, actor):
+    from controlplane.webhooks.models import WebhookEvent
+
+    set_change_policy(router=single_domain, actor=actor, approve_full_phase=True)
+    first = _held(lambda: services.set_phase(router=single_domain, phase="full", actor=ALICE))
+    reject_change_request(change_request=first, actor=BOB)
+    second = _held(lambda: services.set_phase(router=single_domain, phase="full", actor=ALICE))
+    _, revision = approve_change_request(change_request=second, actor=BOB)
+    events = list(
+        WebhookEvent.objects.filter(router=single_domain, type__startswith="change_request.")
+        .order_by("created_at")
+        .values_list("type", "data__change_request")
+    )
+    assert events == [
+        ("change_request.created", first.pk),
+        ("change_request.rejected", first.pk),
+        ("change_request.created", second.pk),
+        ("change_request.approved", second.pk),
+    ]
+    approved = WebhookEvent.objects.get(type="change_request.approved")
+    assert approved.data["applied_revision"] == revision.number

@@ -207,3 +207,22 @@ def test_two_workers_racing__a_due_change_applies_exactly_once(router):
     change.refresh_from_db()
     assert change.status == "applied"
     assert ConfigRevision.objects.filter(router=router, actor="scheduler").count() == 1
+
+
+@pytest.mark.django_db
+def test_applied_change__webhook_event_names_it(router):
+    from controlplane.webhooks.models import WebhookEvent
+
+    change = schedule_change(
+        router=router,
+        action="phase.set",
+        params={"phase": "monitoring"},
+        run_at=soon(),
+        actor=ALICE,
+    )
+    apply_due_changes(now=soon(120))
+    event = WebhookEvent.objects.get(router=router, type="scheduled_change.applied")
+    change.refresh_from_db()
+    assert event.data["scheduled_change"] == change.pk
+    assert event.data["revision"] == change.applied_revision
+    assert event.data["actor"] == "scheduler" and event.data["created_by"] == "user:alice"
