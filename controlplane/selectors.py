@@ -66,8 +66,19 @@ def api_key_for_raw(*, raw_key: str) -> ApiKey | None:
     )
 
 
-def client_list(*, router: Router) -> QuerySet[RouterClient]:
-    return router.clients.order_by("-last_seen")
+def client_list(
+    *,
+    router: Router,
+    seen_within: timedelta | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> QuerySet[RouterClient]:
+    """The router's SDK processes, most recently seen first; optionally only those seen within
+    `seen_within` of `now`, and at most `limit` of them."""
+    clients = router.clients.order_by("-last_seen")
+    if seen_within is not None:
+        clients = clients.filter(last_seen__gte=(now or timezone.now()) - seen_within)
+    return clients[:limit] if limit is not None else clients
 
 
 def stale_client_list(*, minutes: int = 10, now: datetime | None = None) -> list[RouterClient]:
