@@ -4,14 +4,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from controlplane.models import ApiKey, AuditEntry, ConfigRevision, Router, RouterClient
 
+# A client polling within this window counts as connected (the SDK polls far more often).
+CONNECTED_WINDOW = timedelta(minutes=2)
+
 
 def router_list() -> QuerySet[Router]:
     return Router.objects.select_related("current_revision").order_by("slug")
+
+
+def router_overview_list(*, now: datetime | None = None) -> QuerySet[Router]:
+    """router_list, each router annotated with `connected_clients` (seen within
+    CONNECTED_WINDOW) and `behind_clients` (connected, on an older revision than the current)."""
+    connected = Q(clients__last_seen__gte=(now or timezone.now()) - CONNECTED_WINDOW)
+    return router_list().annotate(
+        connected_clients=Count("clients", filter=connected),
+        behind_clients=Count(
+            "clients", filter=connected & Q(clients__revision__lt=F("current_revision__number"))
+        ),
+    )
 
 
 def router_get(*, slug: str) -> Router:

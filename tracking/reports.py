@@ -194,6 +194,15 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else 0.0
 
 
+def savings_fraction(figures: dict[str, Any] | None) -> float | None:
+    """Savings as a fraction of the baseline, from a report's or overview's figures; None when
+    there is no baseline to compare with (no priced request), rather than a misleading 0."""
+    if not figures:
+        return None
+    baseline = figures.get("baseline_cost") or 0
+    return (figures.get("estimated_savings") or 0) / baseline if baseline else None
+
+
 def _percentile(hist: list[int], fraction: float) -> float:
     total = sum(hist)
     if not total:

@@ -28,7 +28,6 @@ from dashboard.forms import (
     StepBackForm,
 )
 from dashboard.views.base import (
-    CONNECTED_WINDOW,
     HTMX_VARY,
     dashboard_view,
     htmx_partial,
@@ -115,7 +114,7 @@ def client_rows(router: Router, current_number: int) -> list[dict[str, Any]]:
     return [
         {
             "client": c,
-            "connected": c.last_seen >= now - CONNECTED_WINDOW,
+            "connected": c.last_seen >= now - selectors.CONNECTED_WINDOW,
             "behind": c.revision is not None and c.revision < current_number,
         }
         for c in clients

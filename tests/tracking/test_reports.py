@@ -8,6 +8,7 @@ import pytest
 
 from controlplane.services import create_api_key, create_router, update_config
 from tests.tracking.conftest import make_event, post_events
+from tracking import reports
 from tracking.models import Event
 from tracking.reports import metrics_summary, overview_stats, savings_report
 
@@ -219,3 +220,9 @@ def test_savings_report__no_tokens__weak_estimate_claims_no_savings_strong_is_it
     assert report["actual_cost"] == pytest.approx(0.033)
     assert report["baseline_cost"] == pytest.approx(0.033)
     assert report["estimated_savings"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_savings_fraction__of_the_baseline__none_without_one():
+    assert reports.savings_fraction({"estimated_savings": 1.5, "baseline_cost": 6.0}) == 0.25
+    assert reports.savings_fraction({"estimated_savings": 0.0, "baseline_cost": 0.0}) is None
+    assert reports.savings_fraction(None) is None
