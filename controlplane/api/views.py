@@ -1,4 +1,4 @@
-"""The operator API (CONTRACT §2): one APIView per action, each write one service call."""
+"""The operator API (README, "API"): one APIView per action, each write one service call."""
 
 from __future__ import annotations
 

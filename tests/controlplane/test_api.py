@@ -1,4 +1,4 @@
-"""The operator API (CONTRACT §2): auth matrix, writes, errors, If-Match, schema."""
+"""The operator API (README, "API"): auth matrix, writes, errors, If-Match, schema."""
 
 from __future__ import annotations
 
