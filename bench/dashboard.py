@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 
 import psycopg
-from _common import (
+from common import (
     ROOT,
     SECRET_KEY,
     create_database,

@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from _common import ROOT, create_database, database_url, free_port, serve
-from _common import drop_database as _drop_database
+import common
+from common import ROOT, create_database, database_url, free_port, serve
 
 DB = "rp_bench_b"
 DB_URL = database_url(DB)
@@ -83,7 +83,7 @@ def prepare_database() -> tuple[str, str, str]:
 
 
 def drop_database() -> None:
-    _drop_database(DB)
+    common.drop_database(DB)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
-from _common import create_database, database_url, drop_database, gunicorn, setup_django
+from common import create_database, database_url, drop_database, gunicorn, setup_django
 
 DB = "rp_bench_c_ingest"
 DB_URL = database_url(DB)

@@ -19,7 +19,7 @@ import http.client
 import os
 
 import psycopg
-from _common import (
+from common import (
     create_database,
     database_url,
     drop_database,

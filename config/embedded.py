@@ -214,7 +214,8 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (the one helper tests and benches use too)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -235,7 +236,7 @@ def embedded_redis_url() -> str:
 
 def _start_redis() -> dict:
     directory = data_dir()
-    port = _free_port()
+    port = free_port()
     pidfile = directory / "redis.pid"
     pidfile.unlink(missing_ok=True)
     command = [

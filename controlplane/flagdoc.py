@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from controlplane.models import ConfigRevision
+
+class DocumentRevision(Protocol):
+    """What a flags document is built from: a ConfigRevision, or the fast path's LoadedRevision."""
+
+    number: int
+    config: dict[str, Any]
+    phase: str
+    phase_domain: str
+    kill_switch: bool
+
+    def flags_dict(self) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -23,7 +33,7 @@ class RenderedDocument:
     etag: str  # strong: a quoted hash of the exact body
 
 
-def flags_document(*, slug: str, revision: ConfigRevision) -> dict[str, Any]:
+def flags_document(*, slug: str, revision: DocumentRevision) -> dict[str, Any]:
     return {
         "router": slug,
         "revision": revision.number,
@@ -35,7 +45,7 @@ def flags_document(*, slug: str, revision: ConfigRevision) -> dict[str, Any]:
     }
 
 
-def render_document(*, router_id: int, slug: str, revision: ConfigRevision) -> RenderedDocument:
+def render_document(*, router_id: int, slug: str, revision: DocumentRevision) -> RenderedDocument:
     body = orjson.dumps(flags_document(slug=slug, revision=revision), option=orjson.OPT_SORT_KEYS)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     return RenderedDocument(router_id, slug, revision.number, body, etag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
@@ -82,10 +83,15 @@ class ConfigRevision(models.Model):
         return f"{self.router_id}#{self.number}"
 
     def flags_dict(self) -> dict[str, dict[str, Any]]:
-        return {
-            state.name: {"enabled": state.enabled, "rollout_percent": state.rollout_percent}
-            for state in sorted(self.flag_states.all(), key=lambda s: FLAG_NAMES.index(s.name))
-        }
+        return flag_states_dict(self.flag_states.all())
+
+
+def flag_states_dict(states: Iterable[FlagState]) -> dict[str, dict[str, Any]]:
+    """{"<flag>": {"enabled", "rollout_percent"}} in FLAG_NAMES order, as documents show them."""
+    return {
+        state.name: {"enabled": state.enabled, "rollout_percent": state.rollout_percent}
+        for state in sorted(states, key=lambda s: FLAG_NAMES.index(s.name))
+    }
 
 
 class FlagState(models.Model):

@@ -1,4 +1,4 @@
-"""Rollout phases as presets over a snapshot (CONTRACT §5)."""
+"""Rollout phases as presets over a snapshot (README, "Rollout phases, kill switch, rollback")."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from controlplane.models import (
@@ -20,9 +20,24 @@ from controlplane.models import (
     ScheduledStatus,
 )
 
+# A client polling within this window counts as connected (the SDK polls far more often).
+CONNECTED_WINDOW = timedelta(minutes=2)
+
 
 def router_list() -> QuerySet[Router]:
     return Router.objects.select_related("current_revision").order_by("slug")
+
+
+def router_overview_list(*, now: datetime | None = None) -> QuerySet[Router]:
+    """router_list, each router annotated with `connected_clients` (seen within
+    CONNECTED_WINDOW) and `behind_clients` (connected, on an older revision than the current)."""
+    connected = Q(clients__last_seen__gte=(now or timezone.now()) - CONNECTED_WINDOW)
+    return router_list().annotate(
+        connected_clients=Count("clients", filter=connected),
+        behind_clients=Count(
+            "clients", filter=connected & Q(clients__revision__lt=F("current_revision__number"))
+        ),
+    )
 
 
 def router_get(*, slug: str) -> Router:
@@ -77,8 +92,19 @@ def api_key_for_raw(*, raw_key: str) -> ApiKey | None:
     )
 
 
-def client_list(*, router: Router) -> QuerySet[RouterClient]:
-    return router.clients.order_by("-last_seen")
+def client_list(
+    *,
+    router: Router,
+    seen_within: timedelta | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> QuerySet[RouterClient]:
+    """The router's SDK processes, most recently seen first; optionally only those seen within
+    `seen_within` of `now`, and at most `limit` of them."""
+    clients = router.clients.order_by("-last_seen")
+    if seen_within is not None:
+        clients = clients.filter(last_seen__gte=(now or timezone.now()) - seen_within)
+    return clients[:limit] if limit is not None else clients
 
 
 def stale_client_list(*, minutes: int = 10, now: datetime | None = None) -> list[RouterClient]:

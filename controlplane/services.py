@@ -212,6 +212,32 @@ def update_config(
 
 
 @transaction.atomic
+def edit_config(
+    *,
+    router: Router,
+    values: dict[str, Any],
+    actor: Actor,
+    expected_revision: int | None = None,
+    reason: str = "",
+) -> ConfigRevision | None:
+    """Save an edited config form: only the fields whose values changed go in the revision, so
+    its diff reads as the edit. None when nothing changed (nothing written)."""
+    router, current = locked_router(router)
+    _check_expected(current, expected_revision)
+    changes = Snapshot.of(current).config_changes(values)
+    if not changes:
+        return None
+    return update_config(
+        router=router,
+        changes=changes,
+        actor=actor,
+        partial=True,
+        expected_revision=current.number,
+        reason=reason,
+    )
+
+
+@transaction.atomic
 def set_flag(
     *,
     router: Router,
@@ -278,12 +304,19 @@ def set_phase(
 
 
 @transaction.atomic
-def step_back(*, router: Router, actor: Actor, reason: str = "") -> ConfigRevision:
+def step_back(
+    *,
+    router: Router,
+    actor: Actor,
+    expected_revision: int | None = None,
+    reason: str = "",
+) -> ConfigRevision:
     """Restore the latest earlier revision with a lower phase (keeping the kill switch).
 
     With no such revision (the router jumped straight up), the next lower preset is applied.
     """
     router, current = locked_router(router)
+    _check_expected(current, expected_revision)
     if current.phase == Phase.DISABLED:
         raise NothingToStepBackTo("the router is already disabled")
     lower = [p for p, order in PHASE_ORDER.items() if order < PHASE_ORDER[current.phase]]

@@ -45,6 +45,10 @@ class Snapshot:
     def with_config(self, **changes: Any) -> Snapshot:
         return replace(self, config={**copy.deepcopy(self.config), **changes})
 
+    def config_changes(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The entries of `values` that differ from this snapshot's config."""
+        return {key: value for key, value in values.items() if self.config.get(key) != value}
+
     def with_flags(self, changes: FlagStates) -> Snapshot:
         flags = copy.deepcopy(self.flags)
         for name, state in changes.items():

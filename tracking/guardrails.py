@@ -98,6 +98,11 @@ GUARDRAIL_FIELDS = (
 )
 
 
+def guardrail_for(*, router: Router) -> Guardrail:
+    """The router's guardrail settings; the defaults (unsaved) when none were ever set."""
+    return Guardrail.objects.filter(router=router).first() or Guardrail(router=router)
+
+
 @transaction.atomic
 def set_guardrail(*, router: Router, actor: Actor, **values: Any) -> Guardrail:
     """Change a router's guardrail settings (audited; not part of the routing revision)."""

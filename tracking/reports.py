@@ -32,13 +32,18 @@ from django.utils import timezone
 from controlplane.models import Router
 from tracking.events import MAX_FUTURE
 from tracking.models import LATENCY_BUCKET_RATIO, LATENCY_BUCKETS, SavingsReport
-from tracking.rollups import BASELINE_OR_COST, LATENCY_BUCKET_SQL, ROLLUP_SUMS
+from tracking.rollups import (
+    EVENT_SUMS_SQL,
+    HOUR_DAY_SQL,
+    LATENCY_BUCKET_SQL,
+    ROLLUP_SUM_LIST,
+    ROLLUP_SUMS,
+)
 
 MAX_PERIOD_DAYS = 366
 
 _SUMS = ROLLUP_SUMS
 _SQL_TYPE = {s: "float8" if s in ("cost", "baseline", "latency_sum") else "bigint" for s in _SUMS}
-_SUM_LIST = ", ".join(_SUMS)
 # Raw events (edge hours and the not-yet-rolled-up tail), only the columns the report needs.
 _RAW_COLUMNS = f"""
     ("timestamp" AT TIME ZONE 'UTC')::date AS day, domain, selected_model AS model,
@@ -47,18 +52,8 @@ _RAW_COLUMNS = f"""
     success, fallback_used, routing_method, cost, baseline_cost, latency_ms, prompt_tokens,
     completion_tokens
 """
-_RAW_SUMS = f"""
-    count(*) AS requests, count(*) FILTER (WHERE success) AS successes,
-    count(*) FILTER (WHERE fallback_used) AS fallbacks,
-    count(*) FILTER (WHERE routing_method = 'routellm') AS routellm,
-    count(cost) AS priced, count(*) - count(cost) AS unpriced,
-    coalesce(sum(cost), 0) AS cost, coalesce(sum({BASELINE_OR_COST}), 0) AS baseline,
-    count(latency_ms) AS latency_count, coalesce(sum(latency_ms), 0) AS latency_sum,
-    coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
-    coalesce(sum(completion_tokens), 0) AS completion_tokens
-"""
 _HOURLY = f"""
-    SELECT (hour AT TIME ZONE 'UTC')::date AS day, domain, model, tier, {_SUM_LIST}
+    SELECT {HOUR_DAY_SQL} AS day, domain, model, tier, {ROLLUP_SUM_LIST}
     FROM tracking_eventrollup
     WHERE router_id = %(router)s AND hour >= {{low}} AND hour < {{high}}
 """
@@ -70,7 +65,7 @@ _HOURLY_HIST = """
 # bucket counts (a second grouping set); every breakdown is then one more set over the union.
 _REPORT_SQL = f"""
     WITH raw AS MATERIALIZED (
-        SELECT day, domain, model, tier, bucket, GROUPING(bucket) = 0 AS hist_row, {_RAW_SUMS}
+        SELECT day, domain, model, tier, bucket, GROUPING(bucket) = 0 AS hist_row, {EVENT_SUMS_SQL}
         FROM (
             SELECT {_RAW_COLUMNS} FROM tracking_event
             WHERE router_id = %(router)s AND "timestamp" >= %(start)s
@@ -87,7 +82,7 @@ _REPORT_SQL = f"""
         GROUP BY GROUPING SETS ((day, domain, model, tier), (bucket))
     ),
     src AS (
-        SELECT day, domain, model, tier, {_SUM_LIST}
+        SELECT day, domain, model, tier, {ROLLUP_SUM_LIST}
         FROM tracking_eventdailyrollup
         WHERE router_id = %(router)s AND day >= %(first_day)s AND day < %(end_day)s
         UNION ALL
@@ -95,7 +90,7 @@ _REPORT_SQL = f"""
         UNION ALL
         {_HOURLY.format(low="%(day_end)s", high="%(full_end)s")}
         UNION ALL
-        SELECT day, domain, model, tier, {_SUM_LIST} FROM raw WHERE NOT hist_row
+        SELECT day, domain, model, tier, {ROLLUP_SUM_LIST} FROM raw WHERE NOT hist_row
     ),
     hist AS (
         SELECT array_agg(coalesce(s.n, 0)::bigint ORDER BY g.i) AS hist
@@ -192,6 +187,15 @@ def _bounds(start: datetime, end: datetime) -> dict[str, Any]:
 
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else 0.0
+
+
+def savings_fraction(figures: dict[str, Any] | None) -> float | None:
+    """Savings as a fraction of the baseline, from a report's or overview's figures; None when
+    there is no baseline to compare with (no priced request), rather than a misleading 0."""
+    if not figures:
+        return None
+    baseline = figures.get("baseline_cost") or 0
+    return (figures.get("estimated_savings") or 0) / baseline if baseline else None
 
 
 def _percentile(hist: list[int], fraction: float) -> float:
@@ -359,11 +363,14 @@ _OVERVIEW_SQL = f"""
         FROM tracking_eventdailyrollup
         WHERE router_id = ANY(%(routers)s) AND day = %(day)s
         UNION ALL
-        SELECT router_id, 1, success::int, coalesce(cost, 0), coalesce({BASELINE_OR_COST}, 0),
-               (cost IS NULL)::int
-        FROM tracking_event
-        WHERE ingest_xid >= %(watermark)s AND router_id = ANY(%(routers)s)
-          AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+        SELECT router_id, requests, successes, cost, baseline, unpriced
+        FROM (
+            SELECT router_id, {EVENT_SUMS_SQL}
+            FROM tracking_event
+            WHERE ingest_xid >= %(watermark)s AND router_id = ANY(%(routers)s)
+              AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+            GROUP BY router_id
+        ) AS raw
     ) s
     GROUP BY router_id
 """

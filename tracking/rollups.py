@@ -33,24 +33,31 @@ ROLLUP_SUMS = (
     "prompt_tokens",
     "completion_tokens",
 )
-_SUM_LIST = ", ".join(ROLLUP_SUMS)
+# The sums of ROLLUP_SUMS over a group of tracking_event rows, named and ordered as the columns:
+# the one definition of what a rollup (and every report over raw events) counts.
+EVENT_SUMS_SQL = f"""
+    count(*) AS requests, count(*) FILTER (WHERE success) AS successes,
+    count(*) FILTER (WHERE fallback_used) AS fallbacks,
+    count(*) FILTER (WHERE routing_method = 'routellm') AS routellm,
+    count(cost) AS priced, count(*) - count(cost) AS unpriced,
+    coalesce(sum(cost), 0) AS cost, coalesce(sum({BASELINE_OR_COST}), 0) AS baseline,
+    count(latency_ms) AS latency_count, coalesce(sum(latency_ms), 0) AS latency_sum,
+    coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+    coalesce(sum(completion_tokens), 0) AS completion_tokens
+"""
+ROLLUP_SUM_LIST = ", ".join(ROLLUP_SUMS)
 _ADD_SUMS = ", ".join(f"{name} = r.{name} + EXCLUDED.{name}" for name in ROLLUP_SUMS)
 _SUMMED = ", ".join(f"sum({name})" for name in ROLLUP_SUMS)
-_HOUR_DAY = "(hour AT TIME ZONE 'UTC')::date"  # the UTC day of an hourly row
+HOUR_DAY_SQL = "(hour AT TIME ZONE 'UTC')::date"  # the UTC day of an hourly row
 _ROLLUP_SELECT = f"""
     SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), domain, selected_model,
            model_tier, ab_group,
-           count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE fallback_used),
-           count(*) FILTER (WHERE routing_method = 'routellm'),
-           count(cost), count(*) - count(cost),
-           coalesce(sum(cost), 0), coalesce(sum({BASELINE_OR_COST}), 0),
-           count(latency_ms), coalesce(sum(latency_ms), 0),
-           coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
+           {EVENT_SUMS_SQL}
     FROM tracking_event
     WHERE {{where}}
     GROUP BY 1, 2, 3, 4, 5, 6
 """
-_ROLLUP_COLUMNS = f"router_id, hour, domain, model, tier, ab_group, {_SUM_LIST}"
+_ROLLUP_COLUMNS = f"router_id, hour, domain, model, tier, ab_group, {ROLLUP_SUM_LIST}"
 _HIST_COUNTS = f"""
     SELECT router_id, date_trunc('hour', "timestamp", 'UTC') AS hour,
            {LATENCY_BUCKET_SQL} AS bucket, count(*) AS n
@@ -84,8 +91,8 @@ _ROLLUP_UPSERT = f"""
         ON CONFLICT (router_id, hour, domain, model, tier, ab_group) DO UPDATE SET {_ADD_SUMS}
     )
     INSERT INTO tracking_eventdailyrollup AS r (
-        router_id, day, domain, model, tier, ab_group, {_SUM_LIST})
-    SELECT router_id, {_HOUR_DAY}, domain, model, tier, ab_group, {_SUMMED}
+        router_id, day, domain, model, tier, ab_group, {ROLLUP_SUM_LIST})
+    SELECT router_id, {HOUR_DAY_SQL}, domain, model, tier, ab_group, {_SUMMED}
     FROM delta
     GROUP BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (router_id, day, domain, model, tier, ab_group) DO UPDATE SET {_ADD_SUMS}
@@ -93,7 +100,7 @@ _ROLLUP_UPSERT = f"""
 _HIST_UPSERT = f"""
     WITH counts AS MATERIALIZED ({_HIST_COUNTS}),
     day_counts AS MATERIALIZED (
-        SELECT router_id, {_HOUR_DAY} AS day, bucket, sum(n) AS n FROM counts GROUP BY 1, 2, 3
+        SELECT router_id, {HOUR_DAY_SQL} AS day, bucket, sum(n) AS n FROM counts GROUP BY 1, 2, 3
     ),
     hourly AS (
         INSERT INTO tracking_latencyrollup AS r (router_id, hour, hist)
@@ -108,15 +115,15 @@ _HIST_UPSERT = f"""
 # Daily rows re-derived from the hourly rows (after a rebuild of those hours).
 _DAILY_FROM_HOURLY = f"""
     INSERT INTO tracking_eventdailyrollup (
-        router_id, day, domain, model, tier, ab_group, {_SUM_LIST})
-    SELECT router_id, {_HOUR_DAY}, domain, model, tier, ab_group, {_SUMMED}
+        router_id, day, domain, model, tier, ab_group, {ROLLUP_SUM_LIST})
+    SELECT router_id, {HOUR_DAY_SQL}, domain, model, tier, ab_group, {_SUMMED}
     FROM tracking_eventrollup
     WHERE router_id = %(router)s AND hour >= %(day_start)s
     GROUP BY 1, 2, 3, 4, 5, 6
 """
 _LATENCY_DAILY_FROM_HOURLY = f"""
     INSERT INTO tracking_latencydailyrollup (router_id, day, hist)
-    SELECT router_id, {_HOUR_DAY}, tracking_hist_sum(hist)
+    SELECT router_id, {HOUR_DAY_SQL}, tracking_hist_sum(hist)
     FROM tracking_latencyrollup
     WHERE router_id = %(router)s AND hour >= %(day_start)s
     GROUP BY 1, 2

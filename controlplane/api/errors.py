@@ -1,4 +1,4 @@
-"""One error shape for the whole API: 400 {"errors": {"field": ["message"]}} (CONTRACT §2)."""
+"""One error shape for the whole API: 400 {"errors": {"field": ["message"]}} (README, "API")."""
 
 from __future__ import annotations
 

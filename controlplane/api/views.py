@@ -1,4 +1,4 @@
-"""The operator API (CONTRACT §2): one APIView per action, each write one service call."""
+"""The operator API (README, "API"): one APIView per action, each write one service call."""
 
 from __future__ import annotations
 
@@ -159,12 +159,15 @@ class RouterPhaseApi(APIView):
 class RouterStepBackApi(APIView):
     permission_classes = [IsOperator]
 
-    @extend_schema(request=inputs.StepBackInput, responses=WRITE_RESPONSES)
+    @extend_schema(request=inputs.StepBackInput, responses=WRITE_RESPONSES, parameters=[IF_MATCH])
     def post(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
         data = validated(inputs.StepBackInput, request)
         revision = services.step_back(
-            router=router, actor=request_actor(request), reason=data.get("reason", "")
+            router=router,
+            actor=request_actor(request),
+            expected_revision=expected_revision(request),
+            reason=data.get("reason", ""),
         )
         return revision_response(revision)
 

@@ -103,29 +103,31 @@ def connection_kwargs() -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def build_revision(row: tuple, states: Iterable[tuple]) -> Any:
-    """An unsaved ConfigRevision carrying its flag states, so render_document runs without the
-    ORM touching the database (we are on the event loop)."""
-    from controlplane.models import ConfigRevision, FlagState
+@dataclass(frozen=True)
+class LoadedRevision:
+    """A current revision as the fast path loads it (one row plus its flag states): what
+    render_document reads, without the ORM (we are on the event loop)."""
 
-    _router_id, _slug, revision_id, number, config, phase, phase_domain, kill_switch = row[:8]
-    revision = ConfigRevision(
-        id=revision_id,
-        router_id=row[0],
-        number=number,
-        config=config,
-        phase=phase,
-        phase_domain=phase_domain,
-        kill_switch=kill_switch,
-    )
-    prefetched = revision.flag_states.all()
-    prefetched._result_cache = [
-        FlagState(revision_id=revision_id, name=name, enabled=enabled, rollout_percent=percent)
+    number: int
+    config: dict[str, Any]
+    phase: str
+    phase_domain: str
+    kill_switch: bool
+    flags: dict[str, dict[str, Any]]
+
+    def flags_dict(self) -> dict[str, dict[str, Any]]:
+        return self.flags
+
+
+def build_revision(row: tuple, states: Iterable[tuple]) -> LoadedRevision:
+    from controlplane.models import FlagState, flag_states_dict
+
+    _router_id, _slug, _revision_id, number, config, phase, phase_domain, kill_switch = row[:8]
+    flags = flag_states_dict(
+        FlagState(name=name, enabled=enabled, rollout_percent=percent)
         for _rid, name, enabled, percent in states
-    ]
-    prefetched._prefetch_done = True
-    revision._prefetched_objects_cache = {"flag_states": prefetched}
-    return revision
+    )
+    return LoadedRevision(number, config, phase, phase_domain, kill_switch, flags)
 
 
 class TokenBucket:

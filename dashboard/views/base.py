@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -20,8 +19,6 @@ from controlplane.models import Role, Router
 
 log = logging.getLogger(__name__)
 
-# A client polling within this window counts as connected (the SDK polls far more often).
-CONNECTED_WINDOW = timedelta(minutes=2)
 VIEWER_MESSAGE = "Viewers cannot change routers."
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -14,12 +13,11 @@ from django.views.decorators.vary import vary_on_headers
 from controlplane import selectors
 from controlplane.models import Router
 from dashboard.views.base import (
-    CONNECTED_WINDOW,
     HTMX_VARY,
     dashboard_view,
     htmx_partial,
 )
-from tracking.reports import overview_stats
+from tracking.reports import overview_stats, savings_fraction
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +33,11 @@ def _overview_stats(routers: list[Router]) -> dict[int, dict[str, Any]]:
 
 
 def overview_rows() -> list[dict[str, Any]]:
-    cutoff = timezone.now() - CONNECTED_WINDOW
-    connected = Q(clients__last_seen__gte=cutoff)
-    routers = list(
-        selectors.router_list().annotate(
-            connected_clients=Count("clients", filter=connected),
-            behind_clients=Count(
-                "clients",
-                filter=connected & Q(clients__revision__lt=F("current_revision__number")),
-            ),
-        )
-    )
+    routers = list(selectors.router_overview_list())
     stats = _overview_stats(routers)
     rows = []
     for router in routers:
         figures = stats.get(router.pk)
-        baseline = (figures or {}).get("baseline_cost") or 0
-        fraction = (figures or {}).get("estimated_savings", 0) / baseline if baseline else None
         rows.append(
             {
                 "router": router,
@@ -59,7 +45,7 @@ def overview_rows() -> list[dict[str, Any]]:
                 # Without a request today the stats are zero defaults, not measurements: the
                 # page shows "no traffic" instead of a 0.0 % success rate that reads as an outage.
                 "traffic": bool(figures and figures.get("total_requests")),
-                "savings_fraction": fraction,
+                "savings_fraction": savings_fraction(figures),
             }
         )
     return rows

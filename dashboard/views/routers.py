@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,7 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 from controlplane import selectors, services
 from controlplane.approvals import ApprovalRequired
 from controlplane.change_requests import file_change_request
-from controlplane.models import PHASE_ORDER, ConfigRevision, Phase, Router, RouterClient
+from controlplane.models import PHASE_ORDER, ConfigRevision, Phase, Router
 from controlplane.services import NothingToStepBackTo, StaleRevision
 from controlplane.snapshot import Snapshot
 from dashboard.forms import (
@@ -33,7 +32,6 @@ from dashboard.forms import (
     StepBackForm,
 )
 from dashboard.views.base import (
-    CONNECTED_WINDOW,
     HTMX_VARY,
     dashboard_view,
     htmx_partial,
@@ -46,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # Clients gone longer than this drop off the router page; the API still lists them.
 CLIENT_LIST_WINDOW = timedelta(hours=24)
+CLIENT_LIST_LIMIT = 100
 HISTORY_LIMIT = 20
 STALE_MESSAGE = "Someone else changed this router; reloaded. Check the current state and retry."
 # Actions that are a bare button: their errors go in the panel's banner.
@@ -113,13 +112,13 @@ def _history(router: Router, limit: int | None) -> tuple[list[dict[str, Any]], i
 
 def client_rows(router: Router, current_number: int) -> list[dict[str, Any]]:
     now = timezone.now()
-    clients = RouterClient.objects.filter(
-        router=router, last_seen__gte=now - CLIENT_LIST_WINDOW
-    ).order_by("-last_seen")[:100]
+    clients = selectors.client_list(
+        router=router, seen_within=CLIENT_LIST_WINDOW, limit=CLIENT_LIST_LIMIT, now=now
+    )
     return [
         {
             "client": c,
-            "connected": c.last_seen >= now - CONNECTED_WINDOW,
+            "connected": c.last_seen >= now - selectors.CONNECTED_WINDOW,
             "behind": c.revision is not None and c.revision < current_number,
         }
         for c in clients
@@ -328,17 +327,12 @@ def router_step_back(request: HttpRequest, slug: str) -> HttpResponse:
     form = StepBackForm(request.POST, auto_id="id_step_back_%s")
 
     def call(data: dict[str, Any]) -> ConfigRevision:
-        # step_back has no If-Match of its own: check it under the same row lock it takes.
-        with transaction.atomic():
-            locked = Router.objects.select_for_update().get(pk=router.pk)
-            number = ConfigRevision.objects.values_list("number", flat=True).get(
-                pk=locked.current_revision_id
-            )
-            if number != data["expected_revision"]:
-                raise StaleRevision(number, data["expected_revision"])
-            return services.step_back(
-                router=router, actor=request.actor, reason=data.get("reason", "")
-            )
+        return services.step_back(
+            router=router,
+            actor=request.actor,
+            expected_revision=data["expected_revision"],
+            reason=data.get("reason", ""),
+        )
 
     return act_on_router(request, router, form, "step_back", call, "Stepped back.")
 
@@ -392,22 +386,16 @@ def router_config(request: HttpRequest, slug: str) -> HttpResponse:
     form = ConfigForm(request.POST)
 
     def call(data: dict[str, Any]) -> ConfigRevision | str:
-        current = selectors.current_revision(router=router)
-        if current.number != data["expected_revision"]:
-            raise StaleRevision(current.number, data["expected_revision"])
-        values = form.config_values()
-        # Only what the operator changed goes in the revision, so the diff reads as the edit.
-        changes = {k: v for k, v in values.items() if current.config.get(k) != v}
-        if not changes:
-            return f"No changes to save; still at revision {current.number}."
-        return services.update_config(
+        revision = services.edit_config(
             router=router,
-            changes=changes,
-            partial=True,
+            values=form.config_values(),
             actor=request.actor,
             expected_revision=data["expected_revision"],
             reason=data.get("reason", ""),
         )
+        if revision is None:
+            return f"No changes to save; still at revision {data['expected_revision']}."
+        return revision
 
     return act_on_router(request, router, form, "config", call, "Config saved.")
 

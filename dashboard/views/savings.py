@@ -19,6 +19,7 @@ from dashboard.views.base import (
     htmx_partial,
     router_or_404,
 )
+from tracking import reports, tasks
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,6 @@ def period_from(request: HttpRequest) -> int:
     except ValueError:
         return DEFAULT_PERIOD
     return days if days in PERIODS else DEFAULT_PERIOD
-
-
-def savings_report(router: Any, period_days: int) -> dict[str, Any] | None:
-    try:
-        from tracking.reports import savings_report as select_report
-    except ImportError:
-        return None
-    return select_report(router=router, period_days=period_days)
 
 
 # --- Charts: server-rendered SVG, no JavaScript --------------------------------------------
@@ -237,14 +230,6 @@ def _normalise_days(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def savings_fraction(report: dict[str, Any] | None) -> float | None:
-    """Savings as a fraction of the baseline (the selectors give percent, 0-100)."""
-    if not report:
-        return None
-    baseline = report.get("baseline_cost") or 0
-    return (report.get("estimated_savings") or 0) / baseline if baseline else None
-
-
 # --- Views -----------------------------------------------------------------------------------
 
 
@@ -255,7 +240,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
     period = period_from(request)
     if request.GET.get("format") == "csv":
         return _csv_response(router, period)
-    report = savings_report(router, period)
+    report = reports.savings_report(router=router, period_days=period)
     days = _normalise_days(list((report or {}).get("by_day") or []))
     context = {
         "router": router,
@@ -269,7 +254,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
         "by_model": list((report or {}).get("by_model") or []),
         "read_only": not request.is_operator,
     }
-    context["summary"]["savings_fraction"] = savings_fraction(report)
+    context["summary"]["savings_fraction"] = reports.savings_fraction(report)
     if not context["summary"]["total_requests"]:
         # As on the daily rows: with no request in the period, rates and latency are unknown.
         context["summary"].update(dict.fromkeys(SUMMARY_PER_REQUEST))
@@ -286,7 +271,7 @@ def router_savings_csv(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _csv_response(router: Any, period: int) -> HttpResponse:
-    report = savings_report(router, period) or {}
+    report = reports.savings_report(router=router, period_days=period) or {}
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{router.slug}-savings-{period}d.csv"'
     writer = csv.writer(response)
@@ -301,12 +286,7 @@ def _csv_response(router: Any, period: int) -> HttpResponse:
 def router_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     router = router_or_404(slug)
     try:
-        from tracking.tasks import recompute_savings
-    except ImportError:
-        context = {"router": router, "state": "UNAVAILABLE", "task_id": None}
-        return render(request, "dashboard/savings.html#recompute-status", context, status=503)
-    try:
-        result = recompute_savings.delay(router.pk)
+        result = tasks.recompute_savings.delay(router.pk)
     except Exception:
         # Broker (Redis) down: say so rather than fail the page.
         log.exception("could not queue recompute_savings")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from config.embedded import free_port
 from tests.servers import processes_using
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +43,6 @@ def data_dir() -> Path:
         capture_output=True,
     )
     shutil.rmtree(top, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Run:

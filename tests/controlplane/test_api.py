@@ -1,4 +1,4 @@
-"""The operator API (CONTRACT §2): auth matrix, writes, errors, If-Match, schema."""
+"""The operator API (README, "API"): auth matrix, writes, errors, If-Match, schema."""
 
 from __future__ import annotations
 
@@ -266,6 +266,25 @@ def test_if_match__current_applies_stale_412_and_nothing_written(operator_api, r
     assert stale.json()["current_revision"] == 2
     assert current_number(router) == 2
     assert operator_api.get(f"{BASE}/routers/checkout/config").json()["threshold"] == 0.2
+
+
+def test_step_back__stale_if_match__412_and_nothing_written(operator_api, router):
+    operator_api.post(f"{BASE}/routers/checkout/phase", {"phase": "monitoring"}, format="json")
+    operator_api.post(f"{BASE}/routers/checkout/phase", {"phase": "full"}, format="json")
+    audits = AuditEntry.objects.count()
+    stale = operator_api.post(
+        f"{BASE}/routers/checkout/phase/step-back", {}, format="json", HTTP_IF_MATCH='"2"'
+    )
+    assert stale.status_code == 412
+    assert stale.json()["current_revision"] == 3
+    assert current_number(router) == 3
+    assert AuditEntry.objects.count() == audits
+    ok = operator_api.post(
+        f"{BASE}/routers/checkout/phase/step-back", {}, format="json", HTTP_IF_MATCH='"3"'
+    )
+    assert ok.status_code == 200
+    assert current_number(router) == 4
+    assert router.current_revision.phase == "monitoring"
 
 
 @pytest.mark.parametrize("if_match", ["yesterday", '"\u00b2"', '"-1"'])

@@ -1,4 +1,4 @@
-"""Management commands (CONTRACT §3): thin wrappers over services, clear CLI errors."""
+"""Management commands (README: Management commands): thin wrappers over services."""
 
 from __future__ import annotations
 

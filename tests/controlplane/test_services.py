@@ -237,6 +237,21 @@ def test_stale_expected_revision__raises_and_writes_nothing(router, actor):
     assert _current(router).config["threshold"] == 0.11593
 
 
+def test_edit_config__only_changed_fields_written__none_when_unchanged(router, actor):
+    values = dict(_current(router).config)
+    assert services.edit_config(router=router, values=values, actor=actor) is None
+    assert _current(router).number == 1
+    revision = services.edit_config(
+        router=router, values={**values, "threshold": 0.3}, actor=actor, expected_revision=1
+    )
+    assert revision.number == 2 and revision.config["threshold"] == 0.3
+    entry = AuditEntry.objects.filter(router=router).latest("id")
+    assert entry.action == "config.update" and list(entry.diff) == ["config.threshold"]
+    with pytest.raises(services.StaleRevision):
+        services.edit_config(router=router, values=values, actor=actor, expected_revision=1)
+    assert _current(router).number == 2
+
+
 def test_rollback_to__copies_config_flags_phase_and_keeps_kill_switch(router, actor):
     services.update_config(router=router, changes={"threshold": 0.42}, actor=actor)
     services.set_phase(router=router, phase="single_domain", domain="technical", actor=actor)
@@ -286,6 +301,15 @@ def test_step_back__restores_latest_lower_revision(router, actor):
     assert back.phase == "monitoring"
     assert back.restored_from == lower.number
     assert back.config == lower.config
+
+
+def test_step_back__stale_expected_revision__raises_and_writes_nothing(router, actor):
+    services.set_phase(router=router, phase="monitoring", actor=actor)
+    with pytest.raises(services.StaleRevision) as exc:
+        services.step_back(router=router, actor=actor, expected_revision=1)
+    assert exc.value.current == 2
+    assert _current(router).number == 2
+    assert _current(router).phase == "monitoring"
 
 
 def test_step_back__without_history__applies_lower_preset(router, actor):

@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling _common
+    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling common.py
     spec = importlib.util.spec_from_file_location("bench_dashboard", BENCH / "dashboard.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -204,17 +204,6 @@ def test_recompute__broker_down__503_partial_htmx_swaps(operator_client, router,
     assert re.search(r'<div id="recompute-status"[^>]* data-swap-errors="503"', page)
 
 
-def test_recompute__tasks_unavailable__503_partial(operator_client, router, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "tracking.tasks", None)  # the import fails
-    response = operator_client.post("/routers/checkout/savings/recompute/", **HX)
-    assert response.status_code == 503
-    body = response.content.decode()
-    assert "Recompute is not available on this server." in body
-    assert 'data-swap-errors="503"' in body and "<html" not in body
-
-
 # --- CSV columns and days without traffic -----------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The one flag rule (CONTRACT §5), table-driven: the SDK and the server share these functions."""
+"""The one flag rule (README: Rollout phases), table-driven: the SDK and server share it."""
 
 from __future__ import annotations
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import F
 
 from controlplane.services import create_api_key, create_router, update_config
 from tests.tracking.conftest import make_event, post_events
-from tracking.models import Event
-from tracking.reports import metrics_summary, overview_stats, savings_report
+from tests.tracking.recount import (
+    assert_breakdowns_match_raw,
+    assert_matches_raw,
+    ingest,
+    raw_breakdowns,
+    raw_recount,
+    spread_events,
+)
+from tracking import reports, rollups
+from tracking.models import Event, EventDailyRollup, SavingsReport
+from tracking.reports import metrics_summary, overview_stats, report_between, savings_report
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +238,79 @@ def test_report_api__user_names_unknown_router__404(operator_user, router):
     client.force_login(operator_user)
     assert client.get("/api/v1/reports/savings?router=ghost").status_code == 404
     assert client.get("/api/v1/reports/savings?router=checkout").status_code == 200
+
+
+def test_savings_fraction__of_the_baseline__none_without_one():
+    assert reports.savings_fraction({"estimated_savings": 1.5, "baseline_cost": 6.0}) == 0.25
+    assert reports.savings_fraction({"estimated_savings": 0.0, "baseline_cost": 0.0}) is None
+    assert reports.savings_fraction(None) is None
+
+
+# --- Rollups, hourly rows and raw events give the same report ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reports__daily_hourly_raw_and_tail__breakdowns_equal_raw_recount(router):
+    now = datetime.now(UTC)
+    start = now - timedelta(days=2, hours=12, minutes=3)
+    ingest(router, spread_events(500, start=start))  # every 7 minutes over ~58 hours
+    assert rollups.rollup_events() == 500
+    ingest(router, spread_events(200, start=start + timedelta(minutes=2), seed=2))  # the tail
+
+    for period in (1, 2, 3, 4):
+        report = savings_report(router=router, period_days=period, now=now)
+        begin = datetime.fromisoformat(report["start"])
+        assert_matches_raw(report, raw_recount(router, begin))
+        assert_breakdowns_match_raw(report, raw_breakdowns(router, begin, now + timedelta(hours=1)))
+    # Bounds off the hour and off the day: raw edge hours, hourly rows and daily rows together.
+    for begin, end in [
+        (start + timedelta(minutes=31), now - timedelta(minutes=17)),
+        (start + timedelta(hours=20, seconds=7), start + timedelta(days=2, hours=3, minutes=1)),
+        (start + timedelta(minutes=5), start + timedelta(minutes=50)),  # inside one hour
+    ]:
+        report = report_between(router=router, start=begin, end=end)
+        raw = raw_breakdowns(router, begin, end)
+        assert report["total_requests"] == sum(v[0] for k, v in raw.items() if k[0] == "day")
+        assert_breakdowns_match_raw(report, raw)
+    # The whole days of a long window come from the daily rows (one per key per day), not
+    # from 24 hourly rows each: marking them shows up in the 3-day report only.
+    before = {p: savings_report(router=router, period_days=p, now=now) for p in (1, 3)}
+    whole_day = (now - timedelta(days=1)).date()
+    marked = EventDailyRollup.objects.filter(router=router, day=whole_day).update(
+        requests=F("requests") + 1000
+    )
+    assert marked
+    assert savings_report(router=router, period_days=3, now=now)["total_requests"] == (
+        before[3]["total_requests"] + 1000 * marked
+    )
+    assert savings_report(router=router, period_days=1, now=now) == before[1]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rolled_up", [False, True])
+def test_report_between__window_inside_one_hour__counts_only_that_window(router, rolled_up):
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
+    ingest(router, [make_event(timestamp=hour + timedelta(minutes=m)) for m in range(60)])
+    if rolled_up:
+        assert rollups.rollup_events() == 60
+
+    report = report_between(
+        router=router, start=hour + timedelta(minutes=10), end=hour + timedelta(minutes=40)
+    )
+
+    assert report["total_requests"] == 30  # minutes 10..39, not the 10 before the window
+    assert [d["total_requests"] for d in report["by_day"]] == [30]
+
+
+@pytest.mark.django_db
+def test_daily_report__stored_once_per_day(router):
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    ingest(router, [make_event(timestamp=at, prompt_tokens=1000) for _ in range(3)])
+
+    reports.store_daily_report(router_id=router.pk, day=day)
+    reports.store_daily_report(router_id=router.pk, day=day)
+
+    report = SavingsReport.objects.get(router=router, day=day)
+    assert report.data["total_requests"] == 3
+    assert [d["day"] for d in report.data["by_day"]] == [day.isoformat()]

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
 from controlplane.actors import Actor
-from controlplane.management.commands._common import command_error
+from controlplane.management.common import command_error
 from controlplane.services import create_router
 
 

@@ -5,7 +5,7 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandParser
 
-from controlplane.management.commands._common import get_router
+from controlplane.management.common import get_router
 from routing.config import CONFIG_FIELDS
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.actors import Actor
-from controlplane.management.commands._common import command_error, field_errors_text, get_router
+from controlplane.management.common import command_error, field_errors_text, get_router
 from controlplane.services import update_config
 from routing.config import config_errors, default_config_dict, load_yaml_section
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from controlplane.management.commands._common import get_router
+from controlplane.management.common import get_router
 
 
 def _when(value: datetime | None) -> str:

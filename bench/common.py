@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The scripts import the project (controlplane, tracking) in-process.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from config.embedded import free_port  # noqa: E402  (needs ROOT on sys.path)
+
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 # The servers run with DEBUG off, which needs a key; bench/dashboard.py signs its session with it.
 SECRET_KEY = "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -29,12 +31,6 @@ SECRET_KEY = "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 
 def database_url(name: str) -> str:
     return f"{PG}/{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def create_database(name: str, env: dict[str, str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Helpers the management commands share (a leading underscore: not a command itself)."""
+"""Helpers the management commands share (kept outside commands/, so it is not a command)."""
 
 from __future__ import annotations
 
