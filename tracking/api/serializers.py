@@ -36,6 +36,20 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventSerializer(many=True, max_length=1000)
 
 
+class OutcomeSerializer(serializers.Serializer):
+    event_id = serializers.UUIDField()
+    prompt_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    latency_ms = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    success = serializers.BooleanField(required=False, allow_null=True)
+    error = serializers.CharField(required=False, allow_null=True)
+    quality = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+
+
+class OutcomeBatchSerializer(serializers.Serializer):
+    outcomes = OutcomeSerializer(many=True, max_length=1000)
+
+
 class RejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))

@@ -1,4 +1,4 @@
-"""Tracking API: POST events (the ingestion hot path) and the two report reads.
+"""Tracking API: POST events (the ingestion hot path), POST outcomes, the two report reads.
 
 The events view parses the body itself (orjson) and validates with msgspec in
 tracking.events: no DRF parser or serializer runs per event.
@@ -27,6 +27,7 @@ from tracking.api import serializers
 from tracking.events import BatchError
 from tracking.ingest import record_events
 from tracking.models import Guardrail
+from tracking.outcome_ingest import record_outcomes
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
@@ -43,6 +44,18 @@ class CanPostEvents(BasePermission):
         )
 
 
+def _batch_body(request: Request) -> object | HttpResponse:
+    """The decoded JSON body of a batch post, or the 413/400 answer for an unreadable one."""
+    try:
+        raw = request._request.body
+    except RequestDataTooBig:
+        return _json({"errors": {"body": ["Request body too large."]}}, 413)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
+
+
 class EventIngestApi(APIView):
     """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}."""
 
@@ -53,16 +66,34 @@ class EventIngestApi(APIView):
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
+        body = _batch_body(request)
+        if isinstance(body, HttpResponse):
+            return body
         try:
-            raw = request._request.body
-        except RequestDataTooBig:
-            return _json({"errors": {"body": ["Request body too large."]}}, 413)
+            result = record_events(
+                router_id=request.auth.router_id, payload=body, raw=request._request.body
+            )
+        except BatchError as exc:
+            return _json({"errors": exc.errors}, exc.status)
+        return _json(result.to_dict())
+
+
+class OutcomeIngestApi(APIView):
+    """POST {"outcomes": [...]} (at most 1000): each call's outcome, attached to its event once
+    -> {"accepted", "duplicates", "rejected"}."""
+
+    permission_classes = [CanPostEvents]
+
+    @extend_schema(
+        request=serializers.OutcomeBatchSerializer,
+        responses={200: serializers.IngestResultSerializer},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        body = _batch_body(request)
+        if isinstance(body, HttpResponse):
+            return body
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
-        try:
-            result = record_events(router_id=request.auth.router_id, payload=body, raw=raw)
+            result = record_outcomes(router_id=request.auth.router_id, payload=body)
         except BatchError as exc:
             return _json({"errors": exc.errors}, exc.status)
         return _json(result.to_dict())
