@@ -9,6 +9,7 @@ import pytest
 from controlplane.services import create_api_key, create_router, update_config
 from tests.tracking.conftest import make_event, post_events
 from tracking.models import Event
+from tracking.outcome_ingest import record_outcomes
 from tracking.reports import metrics_summary, overview_stats, savings_report
 
 pytestmark = pytest.mark.django_db
@@ -220,3 +221,42 @@ def test_savings_report__no_tokens__weak_estimate_claims_no_savings_strong_is_it
     assert report["actual_cost"] == pytest.approx(0.033)
     assert report["baseline_cost"] == pytest.approx(0.033)
     assert report["estimated_savings"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_quality__averaged_per_domain_model_tier_and_day(router_api, router):
+    at = datetime.now(UTC) - timedelta(hours=2)
+    events = [
+        make_event(timestamp=at, selected_model="gpt-3.5-turbo", domains=["legal"]),
+        make_event(timestamp=at, selected_model="gpt-3.5-turbo", domains=["technical"]),
+        make_event(timestamp=at, selected_model="gpt-4-1106-preview", domains=["legal"]),
+        make_event(timestamp=at, selected_model="gpt-4-1106-preview", domains=["technical"]),
+    ]
+    post_events(router_api, events)
+    scores = [0.5, 1.0, 0.75, None]  # the last outcome reports success only: no quality
+    outcomes = [
+        {"event_id": e["event_id"], "quality": q, "success": True}
+        for e, q in zip(events, scores, strict=True)
+    ]
+    assert record_outcomes(router_id=router.pk, payload={"outcomes": outcomes}).accepted == 4
+
+    report = savings_report(router=router, period_days=1)
+
+    assert (report["average_quality"], report["quality_samples"]) == (pytest.approx(0.75), 3)
+    domains = {d["domain"]: d for d in report["by_domain"]}
+    assert domains["legal"]["average_quality"] == pytest.approx(0.625)
+    assert domains["technical"]["average_quality"] == pytest.approx(1.0)
+    assert domains["technical"]["quality_samples"] == 1
+    models = {m["model"]: m for m in report["by_model"]}
+    assert models["gpt-3.5-turbo"]["average_quality"] == pytest.approx(0.75)
+    assert models["gpt-4-1106-preview"]["quality_samples"] == 1
+    tiers = {t["tier"]: t for t in report["by_tier"]}
+    assert tiers["weak"]["average_quality"] == pytest.approx(0.75)
+    assert tiers["strong"]["average_quality"] == pytest.approx(0.75)
+    assert tiers["strong"]["total_requests"] == 2
+    day = next(d for d in report["by_day"] if d["total_requests"])
+    assert day["quality_samples"] == 3
+    assert [d["average_quality"] for d in report["by_day"] if not d["total_requests"]] == [
+        None for d in report["by_day"] if not d["total_requests"]
+    ]
+    summary = metrics_summary(router=router, period_days=1)
+    assert (summary["average_quality"], summary["quality_samples"]) == (pytest.approx(0.75), 3)

@@ -79,6 +79,8 @@ class MetricsSummarySerializer(serializers.Serializer):
     estimated_savings = serializers.FloatField()
     savings_percent = serializers.FloatField()
     unpriced_requests = serializers.IntegerField()
+    average_quality = serializers.FloatField(allow_null=True)  # null: no quality reported
+    quality_samples = serializers.IntegerField()
 
 
 class SavingsReportSerializer(MetricsSummarySerializer):
@@ -91,6 +93,7 @@ class SavingsReportSerializer(MetricsSummarySerializer):
     by_day = serializers.ListField(child=serializers.DictField())
     by_domain = serializers.ListField(child=serializers.DictField())
     by_model = serializers.ListField(child=serializers.DictField())
+    by_tier = serializers.ListField(child=serializers.DictField())
 
 
 class GuardrailInput(serializers.Serializer):
