@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from tracking.locks import LOCK_ROLLUP
 
@@ -214,18 +214,34 @@ def unfold_events(cursor: Any, *, router_id: int, event_ids: list[Any]) -> None:
         cursor.execute(_UNFOLD_HIST.format(where=where), params)
 
 
+# How long a rollup run waits for the watermark: outcome batches hold it for milliseconds, a
+# rebuild for as long as it takes. Past this the run gives up; the next beat tick tries again.
+WATERMARK_WAIT = "5s"
+
+
 def rollup_events() -> int:
     """Fold every finished event below the new watermark into the hourly and daily rollups;
     returns the number of events folded.
 
     Safe to run twice at once: the second run finds the advisory lock taken and returns 0. A
-    run waits (briefly) for outcome writes holding the watermark shared.
+    run waits for outcome writes holding the watermark shared, up to WATERMARK_WAIT (then 0).
     """
+    try:
+        return _rollup_events()
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+            return 0
+        raise
+
+
+def _rollup_events() -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_ROLLUP])
         if not cursor.fetchone()[0]:
             return 0
+        cursor.execute(f"SET LOCAL lock_timeout = '{WATERMARK_WAIT}'")
         low = _lock_watermark(cursor)
+        cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
         cursor.execute(_SAFE_XID)
         high = cursor.fetchone()[0]
         if high <= low:

@@ -167,3 +167,114 @@ def test_two_identical_batches_racing__applied_once(router):
     assert rollups.rollup_events() == 200
     assert rollup_sums(router)[0] == 200
     assert_report_exact(router, datetime.now(UTC), period_days=1)
+
+
+def test_rollup__watermark_held_past_the_wait__returns_0_then_folds(router, monkeypatch):
+    ingest(router, spread_events(30, start=datetime.now(UTC) - timedelta(hours=4)))
+    rollups.rollup_events()  # the watermark row exists
+    ingest(router, spread_events(20, start=datetime.now(UTC) - timedelta(hours=3), seed=1))
+    monkeypatch.setattr(rollups, "WATERMARK_WAIT", "200ms")
+
+    with psycopg.connect(test_database_url()) as blocker:  # as a long rebuild would
+        blocker.execute("SELECT 1 FROM tracking_rollupwatermark WHERE id = 1 FOR UPDATE")
+        assert rollups.rollup_events() == 0
+        blocker.rollback()
+
+    assert rollups.rollup_events() == 20
+
+
+def test_outcomes_while_rollups_run__every_event_counted_once(router):
+    now = datetime.now(UTC)
+    events = spread_events(180, start=now - timedelta(hours=22))
+    ingest(router, events)
+    rollups.rollup_events()
+    batches = [outcomes_for(events[i::6], seed=i) for i in range(6)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def post(batch: list[dict]) -> None:
+        try:
+            result = record_outcomes(router_id=router.pk, payload={"outcomes": batch})
+            assert result.accepted == len(batch)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def roll() -> None:
+        try:
+            while not stop.is_set():
+                rollups.rollup_events()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    roller = threading.Thread(target=roll)
+    roller.start()
+    posters = [threading.Thread(target=post, args=(batch,)) for batch in batches]
+    for thread in posters:
+        thread.start()
+    for thread in posters:
+        thread.join()
+    stop.set()
+    roller.join()
+
+    assert errors == []
+    assert_report_exact(router, now, period_days=1)
+    rollups.rollup_events()
+    assert_report_exact(router, now, period_days=1)
+    requests, cost, hist = rollup_sums(router)
+    assert (requests, hist) == (180, 180)
+    assert cost == pytest.approx(raw_recount(router, now - timedelta(days=1))["actual_cost"])
+
+
+def wait_until_waiting(watcher, pattern: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        waiting = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s",
+            [pattern],
+        ).fetchone()[0]
+        if waiting >= count:
+            return
+    raise AssertionError(f"nobody waiting on {pattern}")
+
+
+def test_rollup_run_during_an_outcome_batch__waits_for_it__no_double_count(router, monkeypatch):
+    """A run must not fold an event's old values while an outcome, which read the watermark
+    before the run and so saw the event as not folded in, is about to change it."""
+    rollups.rollup_events()  # the watermark row exists; the events below stay in the tail
+    now = datetime.now(UTC)
+    events = spread_events(10, start=now - timedelta(hours=2))
+    ingest(router, events)
+    target = events[0]["event_id"]
+    monkeypatch.setattr(rollups, "WATERMARK_WAIT", "300ms")
+    results = []
+
+    def post() -> None:
+        try:
+            payload = {"outcomes": outcomes_for(events[:1])}
+            results.append(record_outcomes(router_id=router.pk, payload=payload))
+        finally:
+            connection.close()
+
+    with (
+        psycopg.connect(test_database_url()) as blocker,
+        psycopg.connect(test_database_url(), autocommit=True) as watcher,
+    ):
+        # Hold the event: the outcome batch has read the watermark and waits for the row.
+        blocker.execute("SELECT 1 FROM tracking_event WHERE event_id = %s FOR UPDATE", [target])
+        thread = threading.Thread(target=post)
+        thread.start()
+        wait_until_waiting(watcher, "%FROM tracking_event%FOR UPDATE%")
+
+        assert rollups.rollup_events() == 0  # waited for the batch, gave up at WATERMARK_WAIT
+
+        blocker.rollback()
+        thread.join()
+    assert results[0].accepted == 1
+    assert rollups.rollup_events() == 10
+    assert_report_exact(router, now, period_days=1)
+    assert rollup_sums(router)[0] == 10
