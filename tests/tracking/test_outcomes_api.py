@@ -214,3 +214,21 @@ def test_outcome__body_over_the_limit__413(router_api, settings, routed):
     big = [{"event_id": routed[0]["event_id"], "error": "x" * 2000, "success": False}]
 
     assert post_outcomes(router_api, big).status_code == 413
+
+
+def test_outcome__key_over_its_rate__429_nothing_stored(router_api, router, routed, settings):
+    from django.core.cache import cache
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api_key": "2/min", "login": "10/min"},
+    }
+    cache.clear()
+    codes = [
+        post_outcomes(router_api, [{"event_id": e["event_id"], "success": True}]).status_code
+        for e in routed
+    ]
+
+    assert codes == [200, 200, 429]
+    assert Event.objects.filter(router=router, outcome_at__isnull=False).count() == 2
+    cache.clear()
