@@ -62,7 +62,7 @@ class OutcomeIn(msgspec.Struct):
     completion_tokens: NonNegInt | None = None
     latency_ms: NonNegFloat | None = None
     success: bool | None = None
-    error: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_LENGTH)] | None = None
+    error: str | None = None
     quality: Fraction | None = None
 
 
@@ -77,8 +77,12 @@ def validate_outcome(item: Any) -> tuple[OutcomeIn | None, dict[str, list[str]]]
         outcome = msgspec.convert(item, OutcomeIn)
     except msgspec.ValidationError as exc:
         return None, _field_errors(exc)
-    if outcome.error is not None and "\x00" in outcome.error:
-        return None, {"error": list(_NUL_ERROR)}
+    if outcome.error is not None:
+        if "\x00" in outcome.error:  # PostgreSQL text cannot hold it (as for events)
+            return None, {"error": list(_NUL_ERROR)}
+        outcome.error = outcome.error[:MAX_ERROR_LENGTH]  # kept as events keep theirs
+    if all(getattr(outcome, name) is None for name in OUTCOME_FIELDS):
+        return None, {"non_field_errors": [f"Report at least one of {', '.join(OUTCOME_FIELDS)}."]}
     return outcome, {}
 
 

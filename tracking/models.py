@@ -60,6 +60,11 @@ class Event(models.Model):
     text_sha256 = models.CharField(max_length=64, blank=True, default="")
     text_length = models.PositiveIntegerField(null=True, blank=True)
     ab_group = models.CharField(max_length=64, blank=True, default="")
+    # The call's outcome (tracking.outcome_ingest), at most one per event: its 0-1 quality score,
+    # when it arrived, and a SHA-256 of its values, which tells a retry from a conflicting one.
+    quality = models.FloatField(null=True, blank=True)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    outcome_digest = models.BinaryField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -70,6 +75,10 @@ class Event(models.Model):
             models.CheckConstraint(
                 condition=Q(model_tier__in=["", "strong", "weak", "other"]),
                 name="event_model_tier_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(quality__isnull=True) | (Q(quality__gte=0) & Q(quality__lte=1)),
+                name="event_quality_fraction",
             ),
         ]
 
@@ -120,6 +129,8 @@ class RollupSums(models.Model):
     latency_sum = models.FloatField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
+    quality_count = models.BigIntegerField(default=0)
+    quality_sum = models.FloatField(default=0)
 
     class Meta:
         abstract = True

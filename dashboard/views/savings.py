@@ -41,8 +41,11 @@ CSV_COLUMNS = (
     "fallback_rate",
     "average_latency_ms",
     "unpriced_requests",
+    "average_quality",
+    "quality_samples",
 )
 # Figures that mean nothing on a day without requests: blank there, not a misleading 0.
+# (average_quality is already null on a day without a quality score.)
 PER_REQUEST_COLUMNS = frozenset(
     {"savings_percent", "strong_share", "success_rate", "fallback_rate", "average_latency_ms"}
 )

@@ -632,3 +632,35 @@ def test_scheduled_change__bad_input__field_error_and_nothing_stored(
     form.get_by_role("button", name="Schedule").click()
     expect(page.locator(".notice-error")).to_contain_text("Nothing changed")
     assert not ScheduledChange.objects.exists()
+
+
+def test_savings__quality_beside_savings__kpi_and_breakdown_columns(
+    transactional_db, live_server, page, router, viewer_user
+):
+    from tracking.models import Event
+    from tracking.outcome_ingest import record_outcomes
+
+    base = live_server.url
+    _events(router)
+    # Quality scores for the legal and technical events; medical gets none (its cell: "—").
+    scored = Event.objects.filter(router=router, domain__in=["legal", "technical"])
+    outcomes = [
+        {"event_id": str(e.event_id), "quality": 0.9 if e.domain == "legal" else 0.6}
+        for e in scored
+    ]
+    assert record_outcomes(router_id=router.pk, payload={"outcomes": outcomes}).accepted == 40
+    log_in(page, base, "victor", "viewer-pass-123")
+
+    page.goto(f"{base}/routers/checkout/savings/?days=30")
+
+    kpi = page.locator(".kpi-quality")
+    expect(kpi).to_contain_text("0.75")
+    expect(kpi).to_contain_text("average of 40 scored requests")
+    by_domain = page.locator("section", has=page.get_by_role("heading", name="By domain"))
+    expect(by_domain.get_by_role("columnheader", name="Quality")).to_be_visible()
+    for domain, text in (("legal", "0.90 (20)"), ("technical", "0.60 (20)"), ("medical", "—")):
+        row = by_domain.locator("tr", has=page.locator(".breakdown-key", has_text=domain))
+        expect(row.locator('[data-label="Quality"]')).to_have_text(text)
+    by_model = page.locator("section", has=page.get_by_role("heading", name="By model"))
+    expect(by_model.get_by_role("columnheader", name="Quality")).to_be_visible()
+    shoot(page, "savings-quality")

@@ -48,6 +48,20 @@ EVENT_BATCH_SCHEMA: dict[str, Any] = {
 }
 
 
+class OutcomeSerializer(serializers.Serializer):
+    event_id = serializers.UUIDField()
+    prompt_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    latency_ms = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    success = serializers.BooleanField(required=False, allow_null=True)
+    error = serializers.CharField(required=False, allow_null=True)
+    quality = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+
+
+class OutcomeBatchSerializer(serializers.Serializer):
+    outcomes = OutcomeSerializer(many=True, max_length=1000)
+
+
 class RejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
@@ -77,6 +91,8 @@ class MetricsSummarySerializer(serializers.Serializer):
     estimated_savings = serializers.FloatField()
     savings_percent = serializers.FloatField()
     unpriced_requests = serializers.IntegerField()
+    average_quality = serializers.FloatField(allow_null=True)  # null: no quality reported
+    quality_samples = serializers.IntegerField()
 
 
 class SavingsReportSerializer(MetricsSummarySerializer):
@@ -89,6 +105,7 @@ class SavingsReportSerializer(MetricsSummarySerializer):
     by_day = serializers.ListField(child=serializers.DictField())
     by_domain = serializers.ListField(child=serializers.DictField())
     by_model = serializers.ListField(child=serializers.DictField())
+    by_tier = serializers.ListField(child=serializers.DictField())
 
 
 class GuardrailInput(serializers.Serializer):

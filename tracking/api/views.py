@@ -1,4 +1,4 @@
-"""Tracking API: POST events (the ingestion hot path) and the two report reads.
+"""Tracking API: POST events (the ingestion hot path), POST outcomes, the two report reads.
 
 The events view parses the body itself (orjson) and validates with msgspec in
 tracking.events: no DRF parser or serializer runs per event.
@@ -26,10 +26,24 @@ from tracking import guardrails, reports
 from tracking.api import serializers
 from tracking.events import BatchError
 from tracking.ingest import record_events
+from tracking.outcome_ingest import record_outcomes
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _batch_body(request: Request) -> tuple[bytes, object] | HttpResponse:
+    """The raw bytes and decoded JSON of a batch post, or the 413/400 answer for an unreadable
+    one (DRF's parsers never run on these hot paths)."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _json({"errors": {"body": ["Request body too large."]}}, 413)
+    try:
+        return raw, orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
 
 
 class CanPostEvents(BasePermission):
@@ -52,16 +66,33 @@ class EventIngestApi(APIView):
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
-        try:
-            raw = request.body  # the raw bytes: DRF's parsers never run on this hot path
-        except RequestDataTooBig:
-            return _json({"errors": {"body": ["Request body too large."]}}, 413)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
+        read = _batch_body(request)
+        if isinstance(read, HttpResponse):
+            return read
+        raw, body = read
         try:
             result = record_events(router_id=request.auth.router_id, payload=body, raw=raw)
+        except BatchError as exc:
+            return _json({"errors": exc.errors}, exc.status)
+        return _json(result.to_dict())
+
+
+class OutcomeIngestApi(APIView):
+    """POST {"outcomes": [...]} (at most 1000): each call's outcome, attached to its event once
+    -> {"accepted", "duplicates", "rejected"}."""
+
+    permission_classes = [CanPostEvents]
+
+    @extend_schema(
+        request=serializers.OutcomeBatchSerializer,
+        responses={200: serializers.IngestResultSerializer},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        read = _batch_body(request)
+        if isinstance(read, HttpResponse):
+            return read
+        try:
+            result = record_outcomes(router_id=request.auth.router_id, payload=read[1])
         except BatchError as exc:
             return _json({"errors": exc.errors}, exc.status)
         return _json(result.to_dict())
