@@ -107,14 +107,16 @@ class RouterConfigApi(APIView):
         if not isinstance(request.data, dict):
             raise ValidationError({"body": ["expected a JSON object of config fields"]})
         changes = dict(request.data)
-        reason = changes.pop("reason", "") or ""
+        reason = changes.pop("reason", "")
+        if not isinstance(reason, str):
+            raise ValidationError({"reason": ["must be a string"]})
         revision = services.update_config(
             router=router,
             changes=changes,
             partial=partial,
             actor=request_actor(request),
             expected_revision=expected_revision(request),
-            reason=str(reason),
+            reason=reason,
         )
         return revision_response(revision)
 
@@ -260,6 +262,10 @@ class AuditListApi(APIView):
         bad = [name for name, value in filters.items() if value and "\x00" in value]
         if bad:
             raise ValidationError({name: ["must not contain NUL (%00)"] for name in bad})
+        for name in ("page", "page_size"):
+            value = request.query_params.get(name)
+            if value is not None and not (value.isascii() and value.isdigit() and int(value) >= 1):
+                raise ValidationError({name: ["must be an integer >= 1"]})
         entries: QuerySet = selectors.audit_list(**filters)
         scope = request_router_scope(request)
         if scope is not None:

@@ -234,9 +234,11 @@ def router_clients(request: HttpRequest, slug: str) -> HttpResponse:
 def _apply_errors(form: Any, exc: ValidationError) -> None:
     if hasattr(exc, "error_dict"):
         for field, field_messages in exc.message_dict.items():
-            target = field if field in form.fields else None
+            # A nested path (domain_routing_overrides.medical.threshold) marks its form field.
+            top = field.split(".", 1)[0]
+            target = top if top in form.fields else None
             for message in field_messages:
-                form.add_error(target, message if target else f"{field}: {message}")
+                form.add_error(target, message if field == target else f"{field}: {message}")
     else:
         for message in exc.messages:
             form.add_error(None, message)

@@ -286,7 +286,7 @@ BAD_INPUT = [
         "patch",
         "/routers/checkout/config",
         {"domain_routing_overrides": {"finance": {}}},
-        "domain_routing_overrides",
+        "domain_routing_overrides.finance",
     ),
     ("patch", "/routers/checkout/config", [1, 2], "body"),
     ("post", "/routers/checkout/phase", {"phase": "turbo"}, "phase"),

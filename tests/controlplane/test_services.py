@@ -205,7 +205,10 @@ def test_update_config__audits_exact_diff(router, actor):
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"cost_optimization_target": 2}, "cost_optimization_target"),
         ({"metrics_retention_days": 0}, "metrics_retention_days"),
-        ({"domain_routing_overrides": {"finance": {"enabled": True}}}, "domain_routing_overrides"),
+        (
+            {"domain_routing_overrides": {"finance": {"enabled": True}}},
+            "domain_routing_overrides.finance",
+        ),
         ({"enabled": "yes"}, "enabled"),
         ({"colour": "blue"}, "colour"),
     ],

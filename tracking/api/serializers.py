@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from controlplane.api.jsontypes import JsonInput
+
 
 class EventSerializer(serializers.Serializer):
     event_id = serializers.UUIDField()
@@ -79,7 +81,7 @@ class SavingsReportSerializer(MetricsSummarySerializer):
     by_model = serializers.ListField(child=serializers.DictField())
 
 
-class GuardrailInput(serializers.Serializer):
+class GuardrailInput(JsonInput):
     enabled = serializers.BooleanField(required=False)
     min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
     max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
