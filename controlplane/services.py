@@ -77,8 +77,16 @@ def publish_revision(
 ) -> ConfigRevision:
     """Write the next revision, point the router at it, audit it and notify the flag servers.
 
-    Must run inside the caller's transaction, with the router row locked.
+    Must run inside the caller's transaction, with the router row locked. One rule for every
+    write (API, dashboard, commands): a snapshot equal to `before` changes nothing, so it
+    publishes nothing and the current revision comes back with `changed` False.
     """
+    if before is not None and not before.diff(snapshot):
+        current = ConfigRevision.objects.prefetch_related("flag_states").get(
+            pk=router.current_revision_id
+        )
+        current.changed = False
+        return current
     last = router.revisions.order_by("-number").values_list("number", flat=True).first() or 0
     revision = ConfigRevision.objects.create(
         router=router,

@@ -109,8 +109,18 @@ class ErrorOutput(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
+class WriteOutput(RevisionOutput):
+    """A write's answer: the revision it published, or the current one when nothing changed."""
+
+    changed = serializers.BooleanField()
+
+
 def revision_dict(revision: ConfigRevision) -> dict[str, Any]:
     return RevisionOutput(revision).data
+
+
+def write_dict(revision: ConfigRevision) -> dict[str, Any]:
+    return WriteOutput(revision).data
 
 
 def router_dict(router: Router) -> dict[str, Any]:

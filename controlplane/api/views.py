@@ -25,16 +25,18 @@ from controlplane.api.output import (
     RevisionDiffOutput,
     RevisionOutput,
     RouterOutput,
+    WriteOutput,
     api_key_dict,
     audit_dict,
     revision_dict,
     router_dict,
+    write_dict,
 )
 from controlplane.api.permissions import IsOperator, IsRouterReader, IsViewer
 from controlplane.models import ApiKey, ConfigRevision
 from controlplane.snapshot import Snapshot
 
-WRITE_RESPONSES = {200: RevisionOutput, 400: ErrorOutput, 412: ErrorOutput}
+WRITE_RESPONSES = {200: WriteOutput, 400: ErrorOutput, 412: ErrorOutput}
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
@@ -44,7 +46,8 @@ IF_MATCH = OpenApiParameter(
 
 
 def revision_response(revision: ConfigRevision, code: int = status.HTTP_200_OK) -> Response:
-    response = Response(revision_dict(revision), status=code)
+    """A write's answer: the revision and whether the write changed anything."""
+    response = Response(write_dict(revision), status=code)
     response["ETag"] = f'"{revision.number}"'
     return response
 

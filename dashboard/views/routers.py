@@ -249,7 +249,7 @@ def _act(
     router: Router,
     form: Any,
     slot: str,
-    call: Callable[[dict[str, Any]], ConfigRevision | str],
+    call: Callable[[dict[str, Any]], ConfigRevision],
     success: str,
 ) -> HttpResponse:
     """Run one service call for a dashboard form and answer with the re-rendered router panel.
@@ -277,7 +277,10 @@ def _act(
         if slot in BUTTON_ONLY_SLOTS:  # no form fields to mark: say it in the banner
             error = "Nothing was changed: " + "; ".join(exc.messages) + "."
         return _render_router(request, router, status=400, bound={slot: form}, error=error)
-    notice = result if isinstance(result, str) else f"{success} Now at revision {result.number}."
+    if result.changed:
+        notice = f"{success} Now at revision {result.number}."
+    else:  # the service's rule: a write that changes nothing publishes no revision
+        notice = f"Nothing changed; still at revision {result.number}."
     if request.htmx:
         return _render_router(request, router, notice=notice)
     messages.success(request, notice)
@@ -375,15 +378,13 @@ def router_config(request: HttpRequest, slug: str) -> HttpResponse:
     router = router_or_404(slug)
     form = ConfigForm(request.POST)
 
-    def call(data: dict[str, Any]) -> ConfigRevision | str:
+    def call(data: dict[str, Any]) -> ConfigRevision:
         current = selectors.current_revision(router=router)
         if current.number != data["expected_revision"]:
             raise StaleRevision(current.number, data["expected_revision"])
         values = form.config_values()
         # Only what the operator changed goes in the revision, so the diff reads as the edit.
         changes = {k: v for k, v in values.items() if current.config.get(k) != v}
-        if not changes:
-            return f"No changes to save; still at revision {current.number}."
         return services.update_config(
             router=router,
             changes=changes,
