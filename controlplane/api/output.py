@@ -56,6 +56,15 @@ class AuditOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class AuditPageOutput(serializers.Serializer):
+    """GET audit/ is paginated (DRF's page shape)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = AuditOutput(many=True)
+
+
 class ApiKeyOutput(serializers.Serializer):
     prefix = serializers.CharField()
     name = serializers.CharField()

@@ -18,7 +18,7 @@ from controlplane.api.auth import request_actor, request_router_scope
 from controlplane.api.input import expected_revision, router_for, validated
 from controlplane.api.output import (
     ApiKeyOutput,
-    AuditOutput,
+    AuditPageOutput,
     ClientOutput,
     ErrorOutput,
     NewApiKeyOutput,
@@ -258,7 +258,7 @@ class AuditListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses=AuditOutput(many=True),
+        responses=AuditPageOutput,
     )
     def get(self, request: Request) -> Response:
         filters = {name: request.query_params.get(name) for name in ("router", "actor", "action")}
