@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -27,9 +28,7 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Any = None, settings: Any = None) -> None:
-        if settings is None:
-            from django.conf import settings
+    def __init__(self, get_response: Any = None, settings: Any = django_settings) -> None:
         super().__init__(get_response, settings=settings)
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
