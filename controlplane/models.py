@@ -61,6 +61,10 @@ class ConfigRevision(models.Model):
     restored_from = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    # Not stored: False on the current revision a write returns when it changed nothing
+    # (`services.publish_revision`), so callers can answer "changed": false.
+    changed: bool = True
+
     class Meta:
         ordering = ["router", "-number"]
         constraints = [

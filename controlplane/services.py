@@ -81,9 +81,17 @@ def publish_revision(
 ) -> ConfigRevision:
     """Write the next revision, point the router at it, audit it and notify the flag servers.
 
-    Must run inside the caller's transaction, with the router row locked. A change the
+    Must run inside the caller's transaction, with the router row locked. One rule for every
+    write (API, dashboard, commands): a snapshot equal to `before` changes nothing, so it
+    publishes nothing and the current revision comes back with `changed` False. A change the
     router's change policy holds raises ApprovalRequired instead (controlplane.approvals).
     """
+    if before is not None and not before.diff(snapshot):
+        current = ConfigRevision.objects.prefetch_related("flag_states").get(
+            pk=router.current_revision_id
+        )
+        current.changed = False
+        return current
     last = router.revisions.order_by("-number").values_list("number", flat=True).first() or 0
     if before is not None:
         check_policy(
@@ -219,14 +227,12 @@ def edit_config(
     actor: Actor,
     expected_revision: int | None = None,
     reason: str = "",
-) -> ConfigRevision | None:
+) -> ConfigRevision:
     """Save an edited config form: only the fields whose values changed go in the revision, so
-    its diff reads as the edit. None when nothing changed (nothing written)."""
+    its diff reads as the edit (nothing changed: the current revision, `changed` False)."""
     router, current = locked_router(router)
     _check_expected(current, expected_revision)
     changes = Snapshot.of(current).config_changes(values)
-    if not changes:
-        return None
     return update_config(
         router=router,
         changes=changes,

@@ -145,6 +145,11 @@ def validate_event(
         return None, _field_errors(exc)
     if event.timestamp.tzinfo is None:
         event.timestamp = event.timestamp.replace(tzinfo=UTC)
+    try:
+        # Stored in UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows.
+        event.timestamp = event.timestamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        return None, {"timestamp": ["Is out of range."]}
     if event.timestamp > now + MAX_FUTURE:
         return None, {"timestamp": ["Is more than 5 minutes in the future."]}
     if event.timestamp.year < 2000:

@@ -19,6 +19,7 @@ from controlplane import change_requests, scheduled_changes, services
 from controlplane.api.auth import request_actor
 from controlplane.api.errors import errors_response
 from controlplane.api.input import router_for, validated
+from controlplane.api.jsontypes import JsonInput
 from controlplane.api.output import (
     ChangeRequestOutput,
     ErrorOutput,
@@ -39,7 +40,7 @@ from controlplane.models import (
 # --- Shapes -----------------------------------------------------------------------------------
 
 
-class ChangePolicyIO(serializers.Serializer):
+class ChangePolicyIO(JsonInput):
     approve_full_phase = serializers.BooleanField(required=False)
     approve_kill_switch_release = serializers.BooleanField(required=False)
     approve_threshold_change_above = serializers.FloatField(
@@ -47,18 +48,18 @@ class ChangePolicyIO(serializers.Serializer):
     )
 
 
-class DecisionInput(serializers.Serializer):
+class DecisionInput(JsonInput):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ScheduledChangeInput(serializers.Serializer):
+class ScheduledChangeInput(JsonInput):
     action = serializers.ChoiceField(ScheduledAction.values)
     params = serializers.DictField(required=False, default=dict)
     run_at = serializers.DateTimeField()
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ScheduledChangeUpdateInput(serializers.Serializer):
+class ScheduledChangeUpdateInput(JsonInput):
     params = serializers.DictField(required=False)
     run_at = serializers.DateTimeField(required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)

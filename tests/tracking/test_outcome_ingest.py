@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from tests.servers import test_database_url
-from tests.tracking.test_services import (
+from tests.tracking.recount import (
     assert_breakdowns_match_raw,
     assert_daily_equals_hourly,
     assert_matches_raw,

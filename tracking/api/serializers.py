@@ -9,7 +9,9 @@ from typing import Any
 import msgspec
 from rest_framework import serializers
 
-from routing.events import MAX_EVENTS_PER_BATCH, EventIn
+from controlplane.api.jsontypes import JsonInput
+from routing.events import MAX_EVENTS_PER_BATCH, EventIn, OutcomeIn
+from tracking.outcomes import MAX_OUTCOMES_PER_BATCH
 
 
 def openapi_schema(struct: type) -> dict[str, Any]:
@@ -48,18 +50,17 @@ EVENT_BATCH_SCHEMA: dict[str, Any] = {
 }
 
 
-class OutcomeSerializer(serializers.Serializer):
-    event_id = serializers.UUIDField()
-    prompt_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    latency_ms = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    success = serializers.BooleanField(required=False, allow_null=True)
-    error = serializers.CharField(required=False, allow_null=True)
-    quality = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-
-
-class OutcomeBatchSerializer(serializers.Serializer):
-    outcomes = OutcomeSerializer(many=True, max_length=1000)
+OUTCOME_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["outcomes"],
+    "properties": {
+        "outcomes": {
+            "type": "array",
+            "maxItems": MAX_OUTCOMES_PER_BATCH,
+            "items": openapi_schema(OutcomeIn),
+        }
+    },
+}
 
 
 class RejectedSerializer(serializers.Serializer):
@@ -108,7 +109,7 @@ class SavingsReportSerializer(MetricsSummarySerializer):
     by_tier = serializers.ListField(child=serializers.DictField())
 
 
-class GuardrailInput(serializers.Serializer):
+class GuardrailInput(JsonInput):
     enabled = serializers.BooleanField(required=False)
     min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
     max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)

@@ -84,7 +84,7 @@ class OutcomeIngestApi(APIView):
     permission_classes = [CanPostEvents]
 
     @extend_schema(
-        request=serializers.OutcomeBatchSerializer,
+        request={"application/json": serializers.OUTCOME_BATCH_SCHEMA},
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
