@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from controlplane.api.auth import request_role
 from controlplane.api.errors import errors_response
 from controlplane.api.permissions import IsRouterReader
+from controlplane.bodylimit import TOO_LARGE_ERRORS
 from controlplane.models import ApiKey, Role, Router
 from tracking import selectors, services
 from tracking.api import serializers
@@ -52,7 +53,7 @@ class EventIngestApi(APIView):
         try:
             raw = request._request.body
         except RequestDataTooBig:
-            return _json({"errors": {"body": ["Request body too large."]}}, 413)
+            return _json({"errors": TOO_LARGE_ERRORS}, 413)  # as the ASGI wrapper answers
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
