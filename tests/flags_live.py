@@ -32,13 +32,8 @@ from tests.servers import (  # noqa: F401  (re-exported for the tests)
 
 def live_env(database_url: str, **extra: str) -> dict[str, str]:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2")
-    return app_env(
-        database_url,
-        redis_url,
-        ROUTEPLANE_FLAGS_RECHECK_SECONDS="0.5",
-        ROUTEPLANE_CLIENT_FLUSH_SECONDS="0.3",
-        **extra,
-    )
+    defaults = {"ROUTEPLANE_FLAGS_RECHECK_SECONDS": "0.5", "ROUTEPLANE_CLIENT_FLUSH_SECONDS": "0.3"}
+    return app_env(database_url, redis_url, **{**defaults, **extra})
 
 
 @pytest.fixture(scope="session")

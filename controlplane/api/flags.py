@@ -66,6 +66,7 @@ class FlagsApi(APIView):
         )
         if etag_matches(if_none_match, document.etag):
             response = HttpResponse(status=304)
+            del response["Content-Type"]  # no body, so no type (HttpResponse says text/html)
         else:
             response = HttpResponse(document.body, content_type="application/json")
         response["ETag"] = document.etag

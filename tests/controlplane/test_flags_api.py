@@ -56,6 +56,17 @@ def test_flags__if_none_match_current__304(router, router_api):
     assert response["ETag"] == etag
 
 
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_flags__304__no_content_type(router, router_api, method):
+    etag = router_api.get("/api/v1/flags")["ETag"]
+
+    response = getattr(router_api, method)("/api/v1/flags", HTTP_IF_NONE_MATCH=etag)
+
+    assert response.status_code == 304
+    assert "Content-Type" not in response.headers
+    assert response.content == b""
+
+
 def test_flags__etag_changes_exactly_when_document_does(router, router_api, actor):
     before = router_api.get("/api/v1/flags")["ETag"]
     assert router_api.get("/api/v1/flags")["ETag"] == before

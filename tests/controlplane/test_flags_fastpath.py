@@ -147,6 +147,32 @@ def test_if_none_match__current_etag__304_from_memory(live_app, live_router):
         assert "content-type" not in again.headers
 
 
+def test_head_304__from_the_fast_path__no_content_type(live_app, live_router):
+    with fast_connection(live_app, live_router.router_key) as connection:
+        etag = _get(connection, live_router.router_key).headers["etag"]
+        head = _get(connection, live_router.router_key, etag=etag, method="HEAD")
+
+    assert head.status_code == 304
+    assert head.headers["x-routeplane-flags"] == "fast"
+    assert "content-type" not in head.headers
+
+
+def test_head_304__from_django__no_content_type(flags_database_url, live_router):
+    from controlplane.services import create_api_key
+
+    # No re-check for an hour: a key created after the start is unknown to the fast path, so
+    # Django answers it (a key is loaded by the re-check; only revocations are notified).
+    env = live_env(flags_database_url, ROUTEPLANE_FLAGS_RECHECK_SECONDS="3600")
+    with uvicorn_server(env) as (base, _process):
+        _, raw = create_api_key(router=live_router.router(), role="router", actor=ACTOR)
+        etag = _get(base, raw).headers["etag"]
+        head = _get(base, raw, etag=etag, method="HEAD")
+
+    assert head.status_code == 304
+    assert "x-routeplane-flags" not in head.headers  # Django's answer
+    assert "content-type" not in head.headers
+
+
 def test_head_long_poll__held_by_the_fast_path__answered_on_write(live_app, live_router):
     result: dict[str, httpx.Response] = {}
     with fast_connection(live_app, live_router.router_key) as connection:
