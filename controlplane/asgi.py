@@ -1,10 +1,10 @@
-"""ASGI entry point (`controlplane.asgi:application`): the flags fast path in front of Django,
-behind the request-body limit (controlplane.bodylimit).
+"""ASGI entry point (`controlplane.asgi:application`): the flags and ingestion fast paths in
+front of Django, behind the request-body limit (controlplane.bodylimit).
 
 Run it with several workers if you like (`uvicorn controlplane.asgi:application --workers 2`):
 each process keeps its own flags cache, fed by PostgreSQL LISTEN/NOTIFY. Routers hold
-long-polls of up to 60 s: give uvicorn `--timeout-graceful-shutdown 2` (or similar) so a
-restart does not wait them out; the SDK simply polls again.
+long-polls of up to 60 s; on SIGINT/SIGTERM they are answered at once, so a restart does not
+wait them out (the SDK simply polls again).
 """
 
 import os
@@ -18,6 +18,8 @@ django_application = get_asgi_application()
 from controlplane.bodylimit import BodyLimit  # noqa: E402
 from controlplane.clients import recorder  # noqa: E402
 from controlplane.flagserver import FlagServer, FlagsFastPath  # noqa: E402
+from tracking.fastpath import EventsFastPath  # noqa: E402
 
 flag_server = FlagServer(recorder=recorder)
-application = BodyLimit(FlagsFastPath(django_application, flag_server))
+flags_and_django = FlagsFastPath(django_application, flag_server)
+application = BodyLimit(EventsFastPath(flags_and_django, flag_server))

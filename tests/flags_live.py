@@ -99,6 +99,11 @@ class LiveRouter:
 
 @pytest.fixture
 def live_router(committed) -> LiveRouter:
+    return make_live_router()
+
+
+def make_live_router() -> LiveRouter:
+    """A committed router with a key of each role, under a unique slug (needs `committed`)."""
     from controlplane.actors import Actor
     from controlplane.services import create_api_key, create_router
 

@@ -1,7 +1,7 @@
 """Tracking API: POST events (the ingestion hot path) and the two report reads.
 
-The events view parses the body itself (orjson) and validates with msgspec in
-tracking.events: no DRF parser or serializer runs per event.
+The events view parses the body itself (orjson, tracking.events_http) and validates with
+msgspec in tracking.events: no DRF parser or serializer runs per event.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from controlplane.api.errors import errors_response
 from controlplane.api.permissions import IsRouterReader
 from controlplane.bodylimit import TOO_LARGE_ERRORS
 from controlplane.models import ApiKey, Role, Router
-from tracking import selectors, services
+from tracking import selectors
 from tracking.api import serializers
-from tracking.events import BatchError
+from tracking.events_http import answer_events
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
@@ -41,7 +41,11 @@ class CanPostEvents(BasePermission):
 
 
 class EventIngestApi(APIView):
-    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}."""
+    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}.
+
+    Under ASGI, tracking.fastpath answers this in front of Django (same answer); this view is
+    its fallback (keys it does not know yet, WSGI servers, tests).
+    """
 
     permission_classes = [CanPostEvents]
 
@@ -54,15 +58,8 @@ class EventIngestApi(APIView):
             raw = request._request.body
         except RequestDataTooBig:
             return _json({"errors": TOO_LARGE_ERRORS}, 413)  # as the ASGI wrapper answers
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
-        try:
-            result = services.record_events(router_id=request.auth.router_id, payload=body, raw=raw)
-        except BatchError as exc:
-            return _json({"errors": exc.errors}, exc.status)
-        return _json(result.to_dict())
+        status, body = answer_events(router_id=request.auth.router_id, raw=raw)
+        return HttpResponse(body, status=status, content_type="application/json")
 
 
 def _report_router(request: Request) -> Router:
