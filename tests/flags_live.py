@@ -40,11 +40,13 @@ def live_env(database_url: str, **extra: str) -> dict[str, str]:
 def flags_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """The test database's URL. pytest-django creates it only for tests marked django_db, and
     tests using the live app are not: when none of the session's tests is, create it here."""
+    import dj_database_url
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
     created = None
-    if not settings.DATABASES["default"]["NAME"].startswith("test_"):
+    configured = dj_database_url.parse(os.environ["DATABASE_URL"])["NAME"]
+    if settings.DATABASES["default"]["NAME"] == configured:  # still the real database
         with django_db_blocker.unblock():
             created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     yield test_database_url()
