@@ -93,6 +93,15 @@ def run_clients(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[
     return sum(a for a, _ in results), sum(f for _, f in results)
 
 
+def database_sessions() -> int:
+    """Sessions (connections) opened on the bench database so far (PostgreSQL >= 14): a new
+    connection per batch is what made Django alone slow under ASGI."""
+    with psycopg.connect(DB_URL, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
+
+
 def setup_database() -> tuple[int, str]:
     create_database(DB)
     setup_django(DB)
@@ -154,9 +163,11 @@ def main() -> None:
         # its stage table(s); the fast path has loaded the key.
         warm = [orjson.dumps({"events": b}) for b in make_batches(2000 * args.clients)]
         run_clients(url, key, warm, args.clients)
+        sessions_before = database_sessions()
         started = time.perf_counter()
         accepted, fast = run_clients(url, key, bodies, args.clients)
         api_seconds = time.perf_counter() - started
+        sessions = database_sessions() - sessions_before
         if accepted != args.events:
             raise SystemExit(f"accepted {accepted} of {args.events}")
 
@@ -176,6 +187,7 @@ def main() -> None:
     print(f"server: {where}")
     print(f"events: {args.events} in batches of 1000, {args.clients} clients")
     print(f"batches answered by the ingestion fast path: {fast} of {len(bodies)}")
+    print(f"database connections opened by the server during the API run: {sessions - 1}")
     print(f"API ingest: {api_rate:,.0f} events/s ({api_seconds:.2f} s)")
     print(f"raw COPY:   {copy_rate:,.0f} events/s ({copy_seconds:.2f} s)")
     print(f"API / raw COPY = {100 * api_rate / copy_rate:.1f} %  (goal >= 35 %)")
