@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from _common import (
+from common import (
     SECRET_KEY,
     create_database,
     database_url,

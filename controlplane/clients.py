@@ -81,6 +81,11 @@ class ClientRecorder:
         if not self.external_flusher and self.autostart and self._thread is None:
             self._start_thread()
 
+    def key_used(self, key_hash: str, now: datetime | None = None) -> None:
+        """A key's use outside a flags poll (the ingestion fast path): last_used_at only."""
+        with self._lock:
+            self._keys_used[key_hash] = now or datetime.now(UTC)
+
     def drain(self) -> tuple[list[Seen], dict[str, datetime]]:
         with self._lock:
             pending, self._pending = self._pending, {}

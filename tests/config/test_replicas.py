@@ -18,13 +18,14 @@ import httpx
 import pytest
 
 from tests import flags_live
-from tests.flags_live import live_env, uvicorn_server, wait_until
+from tests.flags_live import flush_database, live_env, uvicorn_server, wait_until
 
 committed = flags_live.committed
 flags_database_url = flags_live.flags_database_url
 live_router = flags_live.live_router
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# Not transactional: the servers stop before the database is flushed (tests/flags_live.py).
+pytestmark = pytest.mark.slow
 
 RATE = 12  # requests per minute and key, on both replicas
 
@@ -39,11 +40,12 @@ def _no_flush_thread():
 
 
 @pytest.fixture(scope="module")
-def replicas(flags_database_url) -> Iterator[tuple[str, str]]:
+def replicas(flags_database_url, django_db_blocker) -> Iterator[tuple[str, str]]:
     """Two replicas (one worker each) with a low per-key API rate."""
     env = live_env(flags_database_url, ROUTEPLANE_API_RATE=f"{RATE}/min")
     with uvicorn_server(env) as (a, _), uvicorn_server(env) as (b, _):
         yield a, b
+    flush_database(django_db_blocker)
 
 
 def _auth(key: str) -> dict[str, str]:

@@ -1,10 +1,12 @@
 """Tracking API: POST events (the ingestion hot path), POST outcomes, the two report reads.
 
-The events view parses the body itself (orjson) and validates with msgspec in
-tracking.events: no DRF parser or serializer runs per event.
+The events view parses the body itself (orjson, tracking.events_http) and validates with
+msgspec in tracking.events: no DRF parser or serializer runs per event.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
@@ -21,29 +23,25 @@ from controlplane.api.errors import errors_response
 from controlplane.api.input import router_for, validated
 from controlplane.api.output import ErrorOutput
 from controlplane.api.permissions import IsRouterReader, IsViewer
+from controlplane.bodylimit import TOO_LARGE_ERRORS
 from controlplane.models import ApiKey, Role, Router
 from tracking import guardrails, reports
 from tracking.api import serializers
-from tracking.events import BatchError
-from tracking.ingest import record_events
-from tracking.outcome_ingest import record_outcomes
+from tracking.events_http import answer_events, answer_outcomes
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _batch_body(request: Request) -> tuple[bytes, object] | HttpResponse:
-    """The raw bytes and decoded JSON of a batch post, or the 413/400 answer for an unreadable
-    one (DRF's parsers never run on these hot paths)."""
+def _batch_answer(request: Request, answer: Callable[..., tuple[int, bytes]]) -> HttpResponse:
+    """A batch post's answer from its raw body (DRF's parsers never run on these hot paths)."""
     try:
         raw = request.body
     except RequestDataTooBig:
-        return _json({"errors": {"body": ["Request body too large."]}}, 413)
-    try:
-        return raw, orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
+        return _json({"errors": TOO_LARGE_ERRORS}, 413)  # as the ASGI wrapper answers
+    status, body = answer(router_id=request.auth.router_id, raw=raw)
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 class CanPostEvents(BasePermission):
@@ -57,7 +55,11 @@ class CanPostEvents(BasePermission):
 
 
 class EventIngestApi(APIView):
-    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}."""
+    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}.
+
+    Under ASGI, tracking.fastpath answers this in front of Django (same answer); this view is
+    its fallback (keys it does not know yet, WSGI servers, tests).
+    """
 
     permission_classes = [CanPostEvents]
 
@@ -66,15 +68,7 @@ class EventIngestApi(APIView):
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
-        read = _batch_body(request)
-        if isinstance(read, HttpResponse):
-            return read
-        raw, body = read
-        try:
-            result = record_events(router_id=request.auth.router_id, payload=body, raw=raw)
-        except BatchError as exc:
-            return _json({"errors": exc.errors}, exc.status)
-        return _json(result.to_dict())
+        return _batch_answer(request, answer_events)
 
 
 class OutcomeIngestApi(APIView):
@@ -88,14 +82,7 @@ class OutcomeIngestApi(APIView):
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
-        read = _batch_body(request)
-        if isinstance(read, HttpResponse):
-            return read
-        try:
-            result = record_outcomes(router_id=request.auth.router_id, payload=read[1])
-        except BatchError as exc:
-            return _json({"errors": exc.errors}, exc.status)
-        return _json(result.to_dict())
+        return _batch_answer(request, answer_outcomes)
 
 
 def _report_router(request: Request) -> Router:
