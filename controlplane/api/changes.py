@@ -7,6 +7,7 @@ A write that the router's change policy holds answers 202 with the change reques
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -90,6 +91,19 @@ class _Page(PageNumberPagination):
     page_size = 50
 
 
+def _status_page(request: Request, rows: QuerySet, output: type) -> Response:
+    """One page of `rows`, filtered by ?status= (400 naming the field for an unknown one)."""
+    wanted = request.query_params.get("status")
+    if wanted:
+        known = [choice for choice, _ in rows.model._meta.get_field("status").choices]
+        if wanted not in known:
+            return errors_response({"status": [f"one of {', '.join(known)}"]})
+        rows = rows.filter(status=wanted)
+    paginator = _Page()
+    page = paginator.paginate_queryset(rows, request)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
 # --- Views ----------------------------------------------------------------------------------
 
 
@@ -124,15 +138,7 @@ class ChangeRequestListApi(APIView):
         requests = ChangeRequest.objects.filter(router=router).select_related(
             "router__current_revision"
         )
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in ChangeRequestStatus.values:
-                known = ", ".join(ChangeRequestStatus.values)
-                return errors_response({"status": [f"one of {known}"]})
-            requests = requests.filter(status=wanted)
-        paginator = _Page()
-        page = paginator.paginate_queryset(requests.order_by("-requested_at", "-id"), request)
-        return paginator.get_paginated_response(ChangeRequestOutput(page, many=True).data)
+        return _status_page(request, requests.order_by("-requested_at", "-id"), ChangeRequestOutput)
 
 
 def _change_request(request: Request, slug: str, pk: int) -> ChangeRequest:
@@ -206,15 +212,7 @@ class ScheduledChangeListApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
         changes = ScheduledChange.objects.filter(router=router).select_related("router")
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in ScheduledStatus.values:
-                known = ", ".join(ScheduledStatus.values)
-                return errors_response({"status": [f"one of {known}"]})
-            changes = changes.filter(status=wanted)
-        paginator = _Page()
-        page = paginator.paginate_queryset(changes.order_by("run_at", "id"), request)
-        return paginator.get_paginated_response(ScheduledChangeOutput(page, many=True).data)
+        return _status_page(request, changes.order_by("run_at", "id"), ScheduledChangeOutput)
 
     @extend_schema(
         request=ScheduledChangeInput, responses={201: ScheduledChangeOutput, 400: ErrorOutput}
