@@ -12,6 +12,7 @@ event is rejected here. The check is per event only when the body may hold one (
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -121,6 +122,17 @@ def _field_errors(exc: msgspec.ValidationError) -> dict[str, list[str]]:
     return {"non_field_errors": [text]}
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID as `str(uuid.uuid4())` writes it, made without the UUID object
+    (about a third of the cost, on the caller's thread of every tracked decision)."""
+    digits = "%032x" % (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 def primary_domain(domains: list[str] | None) -> str:
     """The breakdown domain: the first listed one, lower-cased; "general" when none."""
     if domains:
@@ -139,6 +151,25 @@ def validate_event(
         event = msgspec.convert(item, EventIn)
     except msgspec.ValidationError as exc:
         return None, _field_errors(exc)
+    return _checked(event, now, check_nul=check_nul)
+
+
+def validate_events(
+    items: list[Any], now: datetime
+) -> list[tuple[EventIn | None, dict[str, list[str]]]]:
+    """`validate_event` of each item (NUL included); a batch of valid items, the usual case,
+    is converted in one call."""
+    try:
+        events = msgspec.convert(items, list[EventIn])
+    except msgspec.ValidationError:
+        return [validate_event(item, now) for item in items]
+    return [_checked(event, now, check_nul=True) for event in events]
+
+
+def _checked(
+    event: EventIn, now: datetime, *, check_nul: bool
+) -> tuple[EventIn | None, dict[str, list[str]]]:
+    """The checks the schema's types cannot state."""
     if event.timestamp.tzinfo is None:
         event.timestamp = event.timestamp.replace(tzinfo=UTC)
     if event.timestamp > now + MAX_FUTURE:
