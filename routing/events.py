@@ -158,12 +158,17 @@ def validate_events(
     items: list[Any], now: datetime
 ) -> list[tuple[EventIn | None, dict[str, list[str]]]]:
     """`validate_event` of each item (NUL included); a batch of valid items, the usual case,
-    is converted in one call."""
+    is converted and scanned for NUL in one call each."""
     try:
         events = msgspec.convert(items, list[EventIn])
     except msgspec.ValidationError:
         return [validate_event(item, now) for item in items]
-    return [_checked(event, now, check_nul=True) for event in events]
+    # One encoding of the batch tells whether any string may hold NUL (see may_hold_nul).
+    try:
+        check_nul = may_hold_nul(msgspec.json.encode(items))
+    except TypeError:  # a value JSON cannot carry: scan each event instead
+        check_nul = True
+    return [_checked(event, now, check_nul=check_nul) for event in events]
 
 
 def _checked(

@@ -185,7 +185,7 @@ class CostTracker:
             self._store(event)
             return event_id
         with self._history_lock:
-            self._history[event_id] = event  # settled by _prepare_events, or when first read
+            self._history[event_id] = event  # validated when first read (_tracked)
             while len(self._history) > self.history_limit:
                 self._history.popitem(last=False)
         self.sender.put(EVENTS, event)
@@ -193,7 +193,10 @@ class CostTracker:
 
     def _event_item(self, pending: dict[str, Any]) -> dict[str, Any]:
         """A pending event as the server takes it (and the schema validates it)."""
-        item = {name: value for name, value in pending.items() if name in ITEM_FIELDS}
+        if pending.keys() <= ITEM_FIELDS:  # the usual case: nothing to leave out
+            item = pending.copy()
+        else:
+            item = {name: value for name, value in pending.items() if name in ITEM_FIELDS}
         item["timestamp"] = datetime.fromtimestamp(pending["timestamp"], UTC)
         if item.get("model_tier") is None:
             model = item["selected_model"]
@@ -219,28 +222,22 @@ class CostTracker:
 
     def _prepare_events(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Remote mode, on the sender thread: validate a batch of pending events; the valid
-        ones are posted and settle their history entry, the invalid ones are counted."""
+        ones are posted, the invalid ones counted. (Their history entries are settled only when
+        read: see `_tracked`.)"""
         items = [self._event_item(pending) for pending in batch]
-        results = validate_events(items, datetime.now(UTC))
         ready = []
-        for item, (valid, errors) in zip(items, results, strict=True):
+        for item, (valid, errors) in zip(
+            items, validate_events(items, datetime.now(UTC)), strict=True
+        ):
             if valid is None:
                 self._refused(errors)
             else:
                 ready.append(item)
-        with self._history_lock:
-            for pending, (valid, _) in zip(batch, results, strict=True):
-                event_id = pending["event_id"]
-                if self._history.get(event_id) is pending:  # not evicted, not settled yet
-                    if valid is None:
-                        del self._history[event_id]
-                    else:
-                        self._history[event_id] = TrackedEvent(valid)
         return ready
 
     def _tracked(self, event_id: str) -> TrackedEvent | None:
-        """The history's event (the caller holds the lock); a pending one (remote mode, still
-        queued) is validated here, ahead of the sender thread, which counts it if invalid."""
+        """The history's event (the caller holds the lock). A pending one (remote mode) is
+        validated on first read; the sender thread counts it if invalid."""
         entry = self._history.get(event_id)
         if isinstance(entry, dict):
             valid, _ = validate_event(self._event_item(entry), datetime.now(UTC))
