@@ -30,7 +30,10 @@ Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 ShortText = Annotated[str, msgspec.Meta(max_length=64)]
 
 
-class EventIn(msgspec.Struct):
+# gc=False: an event holds only scalars and a list of strings, so it can never be part of a
+# reference cycle; untracked, the many events a process keeps (the SDK's history, a server's
+# batch) add nothing to each garbage collection's scan.
+class EventIn(msgspec.Struct, gc=False):
     event_id: uuid.UUID
     timestamp: Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
     selected_model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
