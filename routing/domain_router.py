@@ -518,7 +518,13 @@ class DomainRouter:
         else:
             method = "default"
         monitored = config.performance_monitoring_enabled
-        decision.recorder = self._outcome_recorder(config)
+        decision.recorder = self._record_outcome if monitored else self._record_outcome_unmonitored
+        if routing_error and error:
+            error = f"{routing_error}; {error}"[:2000]
+        elif routing_error or error:
+            error = (routing_error or error)[:2000]
+        else:
+            error = None
         try:
             return self.tracker.track_routing_decision(
                 text=text,
@@ -534,7 +540,7 @@ class DomainRouter:
                 else None,
                 revision=decision.revision,
                 fallback_used=decision.fallback_used,
-                error="; ".join(e for e in (routing_error, error) if e)[:2000] or None,
+                error=error,
                 success=success,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
@@ -543,19 +549,17 @@ class DomainRouter:
             log.exception("routeplane: tracking the decision failed")
             return None
 
-    def _outcome_recorder(self, config: RouteLLMConfig) -> Callable[..., bool]:
-        monitored = config.performance_monitoring_enabled
+    def _record_outcome(self, event_id: str, **outcome: Any) -> bool:
+        try:
+            return bool(self.tracker.record_outcome(event_id, **outcome))
+        except Exception:  # a tracker without outcomes, or its bug: never the caller's
+            log.exception("routeplane: recording the outcome failed")
+            return False
 
-        def record(event_id: str, **outcome: Any) -> bool:
-            if not monitored:
-                outcome["latency_ms"] = None
-            try:
-                return bool(self.tracker.record_outcome(event_id, **outcome))
-            except Exception:  # a tracker without outcomes, or its bug: never the caller's
-                log.exception("routeplane: recording the outcome failed")
-                return False
-
-        return record
+    def _record_outcome_unmonitored(self, event_id: str, **outcome: Any) -> bool:
+        """Performance monitoring off: the call's latency is not recorded."""
+        outcome["latency_ms"] = None
+        return self._record_outcome(event_id, **outcome)
 
     # --- the call ----------------------------------------------------------------------
 
