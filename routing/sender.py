@@ -222,6 +222,9 @@ class Sender:
                     first_refused = [None] * len(batch)  # events are never refused for that
                 if batch:
                     self._deliver(kind, batch, first_refused)
+            except Exception as exc:  # e.g. a value JSON cannot hold: never let the thread die
+                self.counts[kind].dropped += len(batch)
+                self._log_once(f"failed-{kind}", "dropped %d %s: %r", len(batch), kind, exc)
             finally:
                 with self._cond:
                     self._in_flight = 0
