@@ -1,4 +1,5 @@
-"""The flag rule routers and the control plane share (CONTRACT §5).
+"""The flag rule routers and the control plane share (README: "Rollout phases, kill switch,
+rollback").
 
 Pure functions over the flags document (`{"kill_switch", "config", "flags"}`), so the SDK, the
 server and the dashboard evaluate a flag the same way on every machine and Python version.

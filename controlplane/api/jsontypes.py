@@ -1,4 +1,4 @@
-"""Input serializers whose fields take exactly their JSON type (CONTRACT §7).
+"""Input serializers whose fields take exactly their JSON type (README: API, bad input).
 
 DRF coerces on input: `"true"` and `1` pass a BooleanField, `"5"` an IntegerField, `5` a
 CharField. Routers rely on exact types, so every input serializer checks the JSON type of each

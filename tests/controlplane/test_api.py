@@ -433,7 +433,7 @@ def test_readyz__redis_down__degraded(anonymous_api, settings):
     assert ready.json()["status"] == "degraded"
 
 
-# --- a write that changes nothing (CONTRACT §7) ----------------------------------------------
+# --- a write that changes nothing -------------------------------------------------------------
 
 UNCHANGED = [
     ("put", "/routers/checkout/config", "DEFAULT_CONFIG"),

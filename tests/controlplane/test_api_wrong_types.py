@@ -1,5 +1,5 @@
 """Every field of every operator write, given each wrong JSON type: 400 naming the field's path,
-nothing written (CONTRACT §2 errors, §7 "wrong JSON type")."""
+nothing written (README: API, bad input)."""
 
 from __future__ import annotations
 

@@ -436,7 +436,7 @@ def test_every_write__one_revision_and_one_audit_entry_with_the_exact_diff(route
     )
 
 
-# --- a write that changes nothing publishes nothing (CONTRACT §7) ---------------------------
+# --- a write that changes nothing publishes nothing -----------------------------------------
 
 UNCHANGED_WRITES = {
     "config-put": lambda r, a: services.update_config(

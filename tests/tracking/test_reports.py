@@ -146,7 +146,7 @@ def test_reports__no_data__all_numbers_zero(router):
         numbers = {
             k: v for k, v in data.items() if k not in ("router", "start", "end", "period_days")
         }
-        assert numbers.pop("average_quality") is None  # CONTRACT §7: null, not 0, without data
+        assert numbers.pop("average_quality") is None  # null, not 0, without data
         for key, value in numbers.items():
             if not isinstance(value, list):
                 assert value == 0, key
