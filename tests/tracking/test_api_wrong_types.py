@@ -1,4 +1,4 @@
-"""Events and report parameters given each wrong JSON type: the field is named (README: API, bad input).
+"""Events and report parameters given each wrong JSON type: the field is named.
 
 An event with a wrong type is rejected by index with the field named; the batch is still a 200
 and its good events are stored.
