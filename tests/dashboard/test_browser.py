@@ -606,7 +606,7 @@ def test_scheduled_change__scheduled_in_the_page__applied_at_its_time(
 
     # A second one, cancelled from the page before its time.
     form.get_by_label("Action").select_option("phase.set")
-    form.get_by_label("Phase").select_option("monitoring")
+    form.get_by_label("Phase to set").select_option("monitoring")
     form.get_by_label("When (UTC)").fill(when)
     form.get_by_role("button", name="Schedule").click()
     expect(page.locator(".scheduled-change")).to_have_count(2)
@@ -626,7 +626,7 @@ def test_scheduled_change__bad_input__field_error_and_nothing_stored(
     page.goto(f"{base}/routers/{router.slug}/")
     form = page.locator("#scheduled-changes")
     form.get_by_label("Action").select_option("phase.set")
-    form.get_by_label("Phase").select_option("single_domain")  # no domain chosen
+    form.get_by_label("Phase to set").select_option("single_domain")  # no domain chosen
     when = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     form.get_by_label("When (UTC)").fill(when)
     form.get_by_role("button", name="Schedule").click()
