@@ -17,7 +17,8 @@ seeded), then, for --minutes, from one asyncio loop on loopback:
 Every 10 s it samples the RSS (/proc/<pid>/status VmRSS) of every process of the deployment
 except the embedded PostgreSQL/Redis: the uvicorn master and its workers, the Celery worker and
 its pool processes, beat. At the end it prints each process's mean RSS over the first and the
-last minute and the growth between them (goal: within 10 %), the request counts and errors, and
+last minute and the growth between them (goal: within 10 %; also the growth from the second
+minute, past start-up), the request counts and errors, and
 stops everything (Ctrl-C too). Loopback only; it stops by itself.
 """
 
@@ -310,7 +311,11 @@ def growth_table(samples: list[tuple[float, dict[int, tuple[str, int]]]], second
         if not first or not last:
             rows.append({"pid": pid, "process": label, "note": "not alive for the whole run"})
             continue
+        # The second minute as well: the first holds the start-up (imports, caches, pools), so
+        # growth after it tells a leak from warming up.
+        second = [seen[pid][1] for t, seen in samples if 60 < t <= 120 and pid in seen]
         first_mib, last_mib = statistics.mean(first) / 1024, statistics.mean(last) / 1024
+        second_mib = statistics.mean(second) / 1024 if second else first_mib
         rows.append(
             {
                 "pid": pid,
@@ -318,6 +323,9 @@ def growth_table(samples: list[tuple[float, dict[int, tuple[str, int]]]], second
                 "first_minute_mib": round(first_mib, 1),
                 "last_minute_mib": round(last_mib, 1),
                 "growth_percent": round(100 * (last_mib - first_mib) / first_mib, 1),
+                "growth_after_minute_1_percent": round(
+                    100 * (last_mib - second_mib) / second_mib, 1
+                ),
             }
         )
     return rows
@@ -356,14 +364,18 @@ def main() -> int:
     finally:
         deployment.stop()
     rows = growth_table(samples, seconds)
-    print(f"\n{'process':<14} {'pid':>7} {'first min MiB':>14} {'last min MiB':>13} {'growth':>8}")
+    print(
+        f"\n{'process':<14} {'pid':>7} {'first min MiB':>14} {'last min MiB':>13} "
+        f"{'growth':>8} {'after min 1':>12}"
+    )
     for row in rows:
         if "note" in row:
             print(f"{row['process']:<14} {row['pid']:>7}  {row['note']}")
         else:
             print(
                 f"{row['process']:<14} {row['pid']:>7} {row['first_minute_mib']:>14} "
-                f"{row['last_minute_mib']:>13} {row['growth_percent']:>7}%"
+                f"{row['last_minute_mib']:>13} {row['growth_percent']:>7}% "
+                f"{row['growth_after_minute_1_percent']:>11}%"
             )
     print("\nrequests:", dict(sorted(load.counts.items())))
     print("errors:", dict(load.errors) or "none")
