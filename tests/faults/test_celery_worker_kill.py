@@ -9,7 +9,7 @@ from tests.faults.stack import kill9, wait_for
 
 pytestmark = pytest.mark.slow
 
-EVENTS = 300_000
+EVENTS = 150_000
 # Events spread over the last 3 days, inserted as ingestion does (ingest_xid = the inserting
 # transaction, which the rollup's watermark reads).
 GENERATE = """

@@ -11,7 +11,7 @@ from tests.faults.stack import kill9, wait_for, worker_serving
 
 pytestmark = pytest.mark.slow
 
-EVENTS = 20_000
+EVENTS = 12_000
 
 
 def test_web_worker_killed_mid_ingestion__every_event_stored_once(stack, tmp_path):
