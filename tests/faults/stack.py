@@ -91,6 +91,7 @@ class Stack:
         """A real `celery worker` (solo pool: the task runs in this very process, so a kill -9
         hits it mid-task) on the private PostgreSQL and Redis."""
         nodename = f"faults-{uuid.uuid4().hex[:8]}@127.0.0.1"
+        log = log_path.open("ab")  # appended: a restarted worker logs after the killed one
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -109,17 +110,19 @@ class Stack:
             cwd=ROOT,
             env={**self.env, "DJANGO_SETTINGS_MODULE": "config.settings"},
             stdout=subprocess.DEVNULL,
-            stderr=log_path.open("ab"),
+            stderr=log,
             start_new_session=True,
         )
-        wait_for(lambda: "ready." in log_path.read_text(errors="replace"), 60, process)
+        log.close()  # the worker has its own copy
+        wait_for(lambda: f"{nodename} ready." in log_path.read_text(errors="replace"), 60, process)
         return process
 
     def send_task(self, name: str) -> None:
         """Queue a task by name on the private broker, as beat does."""
         from celery import Celery
 
-        Celery(broker=self.redis.url).send_task(name)
+        with Celery(broker=self.redis.url) as app:
+            app.send_task(name)
 
     # --- database reads ---------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ def test_control_plane_outage__router_keeps_deciding__picks_up_a_change_after_re
     with stack.web():
         flags = FeatureFlags(stack.base, router.router, cache_path=tmp_path / "flags.json")
         tracker = CostTracker(stack.base, router.router, spool_dir=tmp_path / "spool")
+        wait_for(lambda: flags.poller.source == "server", 10)
         loop = RouterLoop(flags, tracker)
         wait_for(lambda: loop.decisions > 100, 30)
     # The web server is gone (every worker): the outage.

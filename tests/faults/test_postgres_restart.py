@@ -30,9 +30,11 @@ def test_postgres_restarted_mid_ingestion__sdk_spools_and_replays__nothing_lost(
         with Producer(tracker) as producer:
             wait_for(lambda: stack.stored_events(router) >= 1000, 60)
             stack.postgres.stop()
-            time.sleep(DOWN_SECONDS)  # the router keeps tracking meanwhile
-            stack.postgres.start()
-            wait_for(lambda: stack.stored_events(router) >= 0, 30)
+            try:
+                time.sleep(DOWN_SECONDS)  # the router keeps tracking meanwhile
+            finally:
+                stack.postgres.start()
+            wait_for(lambda: stack.stored_events(router) >= 0, 30)  # accepting connections
             time.sleep(1)  # and goes on after the restart
         tracker.flush(timeout=30)
         counts = tracker.sender.counts["events"]

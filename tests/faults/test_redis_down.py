@@ -17,7 +17,7 @@ def test_redis_down__flags_served_events_accepted_readyz_degraded(stack, tmp_pat
     operator = {"Authorization": f"Bearer {router.operator}"}
     with stack.web():
         flags = FeatureFlags(stack.base, router.router, cache_path=tmp_path / "flags.json")
-        assert flags.poller.source == "server"
+        wait_for(lambda: flags.poller.source == "server", 10)
         stack.redis.stop()
         try:
             ready = httpx.get(f"{stack.base}/readyz", timeout=10)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
+import time
 
 import pytest
 
 from routing import CostTracker
+from tests.faults.producer import Producer
 from tests.faults.stack import kill9, wait_for, worker_serving
 
 pytestmark = pytest.mark.slow
-
-EVENTS = 12_000
 
 
 def test_web_worker_killed_mid_ingestion__every_event_stored_once(stack, tmp_path):
@@ -24,34 +23,21 @@ def test_web_worker_killed_mid_ingestion__every_event_stored_once(stack, tmp_pat
             batch_size=250,
             flush_interval=0.05,
         )
-        ids: list[str] = []
-
-        def produce() -> None:
-            for i in range(EVENTS):
-                ids.append(
-                    tracker.track_routing_decision(
-                        f"prompt {i}", ["technical"], "routellm", "gpt-3.5-turbo", None
-                    )
-                )
-                if i % 250 == 0:
-                    threading.Event().wait(0.01)  # a steady stream, not one burst
-
-        producer = threading.Thread(target=produce)
-        producer.start()
-        wait_for(lambda: stack.stored_events(router) >= EVENTS // 4, 60)
-        # The worker holding the sender's keep-alive connection, so the kill cuts its batches.
-        victim = worker_serving(master.pid, stack.port)
-        assert victim is not None
-        kill9(victim)
-        producer.join()
-
-        assert stack.stored_events(router) < EVENTS  # killed in the middle, not after
+        with Producer(tracker, per_tick=100) as producer:
+            wait_for(lambda: stack.stored_events(router) >= 2000, 60)
+            # The worker holding the sender's keep-alive connection, so the kill cuts its
+            # batches (one in flight, or the next one on a dead connection).
+            victim = worker_serving(master.pid, stack.port)
+            assert victim is not None
+            kill9(victim)
+            time.sleep(2)  # the router goes on tracking; uvicorn replaces the worker
         tracker.flush(timeout=30)
         # What the sender gave up on went to the spool, replayed every few seconds.
-        wait_for(lambda: stack.stored_events(router) >= EVENTS, 60)
+        wait_for(lambda: stack.stored_events(router) >= len(producer.ids), 60)
         tracker.close()
 
+    assert producer.errors == []
     stored = stack.event_ids(router)
-    assert len(stored) == EVENTS  # none doubled (the unique event_id would refuse it anyway)
-    assert set(stored) == set(ids)  # none lost
+    assert len(stored) == len(producer.ids)  # none doubled
+    assert set(stored) == set(producer.ids)  # none lost
     assert tracker.sender.counts["events"].dropped == 0
