@@ -3,9 +3,10 @@
     .venv/bin/python bench/soak.py [--minutes 10] [--pollers 50] [--ingesters 2]
         [--batch 200] [--batch-every 1.0] [--write-every 2.0] [--report-every 5.0]
 
-Runs `python -m config.run` (uvicorn 2 workers, uvloop/httptools, a Celery worker with 2 pool
-processes and Celery beat, on its own embedded PostgreSQL and Redis in a temp data dir, the demo
-seeded), then, for --minutes, from one asyncio loop on loopback:
+Runs `DEBUG=0 python -m config.run` (as in production; --debug: DEBUG=1, the run script's
+default): uvicorn 2 workers (uvloop, httptools), a Celery worker with 2 pool processes and Celery
+beat, on its own embedded PostgreSQL and Redis in a temp data dir, the demo seeded. Then, for
+--minutes, from one asyncio loop on loopback:
 
 - `--pollers` long-pollers: `GET /api/v1/flags?wait=30` with the current ETag, each with its own
   `X-Routeplane-Client` id, polling again at once after every answer;
@@ -17,9 +18,9 @@ seeded), then, for --minutes, from one asyncio loop on loopback:
 Every 10 s it samples the RSS (/proc/<pid>/status VmRSS) of every process of the deployment
 except the embedded PostgreSQL/Redis: the uvicorn master and its workers, the Celery worker and
 its pool processes, beat. At the end it prints each process's mean RSS over the first and the
-last minute and the growth between them (goal: within 10 %; also the growth from the second
-minute, past start-up), the request counts and errors, and
-stops everything (Ctrl-C too). Loopback only; it stops by itself.
+last minute and the growth between them (goal: within 10 %), also the growth from the second
+minute (past start-up), the request counts and errors, and stops everything (Ctrl-C too).
+Loopback only; it stops by itself. --json keeps the figures and every sample.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, free_port  # noqa: E402
+from common import ROOT, SECRET_KEY, free_port  # noqa: E402
 
 SAMPLE_SECONDS = 10.0
 ROUTER = "demo"
@@ -61,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-every", type=float, default=1.0)
     parser.add_argument("--write-every", type=float, default=2.0)
     parser.add_argument("--report-every", type=float, default=5.0)
+    parser.add_argument(
+        "--debug", action="store_true", help="DEBUG=1 (./scripts/run.sh's default); else DEBUG=0"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser.parse_args()
 
@@ -71,7 +75,7 @@ def parse_args() -> argparse.Namespace:
 class Deployment:
     """`python -m config.run` on a temp data dir; collects the demo keys from its banner."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, debug: bool) -> None:
         self.port = port
         self.data_dir = Path(tempfile.mkdtemp(prefix="rp-soak-"))
         self.data_dir.chmod(0o755)  # pgserver runs postgres as another user when we are root
@@ -80,7 +84,10 @@ class Deployment:
             for k, v in os.environ.items()
             if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
         }
-        env.update(ROUTEPLANE_DATA_DIR=str(self.data_dir), DEBUG="1", PORT=str(port))
+        env.update(ROUTEPLANE_DATA_DIR=str(self.data_dir), PORT=str(port))
+        # As in production by default: with DEBUG on, Django also keeps the last 9,000 queries
+        # of every connection, which looks like growth over the first minutes.
+        env.update(DEBUG="1") if debug else env.update(DEBUG="0", SECRET_KEY=SECRET_KEY)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "config.run", "--port", str(port)],
             cwd=ROOT,
@@ -335,7 +342,7 @@ def main() -> int:
     args = parse_args()
     seconds = args.minutes * 60
     port = free_port()
-    deployment = Deployment(port)
+    deployment = Deployment(port, debug=args.debug)
     samples: list[tuple[float, dict[int, tuple[str, int]]]] = []
 
     def sample(at: float) -> None:
@@ -357,7 +364,8 @@ def main() -> int:
             f"soak: {args.minutes:g} min; {args.pollers} long-pollers, {args.ingesters} x "
             f"{args.batch} events every {args.batch_every:g} s, a flag write every "
             f"{args.write_every:g} s, a savings report every {args.report_every:g} s; "
-            "python -m config.run (uvicorn 2 workers, Celery worker --concurrency 2, beat)",
+            f"DEBUG={int(args.debug)} python -m config.run (uvicorn 2 workers, Celery worker "
+            "--concurrency 2, beat)",
             flush=True,
         )
         asyncio.run(load.run(seconds, sample))
@@ -389,6 +397,10 @@ def main() -> int:
                     "processes": rows,
                     "requests": load.counts,
                     "errors": load.errors,
+                    "samples": [
+                        {"t": round(t), "rss_kib": {pid: rss for pid, (_, rss) in seen.items()}}
+                        for t, seen in samples
+                    ],
                 },
                 indent=2,
             )

@@ -40,6 +40,7 @@ def test_redis_down__flags_served_events_accepted_readyz_degraded(stack, tmp_pat
                 timeout=10,
             )
             assert raw.status_code == 200
+            assert "x-routeplane-flags" in raw.headers  # answered by the fast path
             assert raw.json()["flags"]["routellm_enabled"]["enabled"] is True
 
             tracker = CostTracker(stack.base, router.router, spool_dir=tmp_path / "spool")
