@@ -76,7 +76,7 @@ def test_control_plane_outage__router_keeps_deciding__picks_up_a_change_after_re
     assert during > 100  # decisions went on, each from the last known document
     assert not flags.is_enabled(FeatureFlags.ROUTELLM_ENABLED)
 
-    with stack.web():
+    with stack.web():  # recovery; the change is made right after it
         written = httpx.put(
             f"{stack.base}/api/v1/routers/{router.slug}/flags/routellm_enabled",
             json={"enabled": True, "rollout_percent": 100},
