@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class Stack:
     def close(self) -> None:
         self.redis.stop()
         self.postgres.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # --- the web server -----------------------------------------------------------------
 
