@@ -60,6 +60,14 @@ class Stack:
         self.env = app_env(self.postgres.url, self.redis.url, LOG_LEVEL="WARNING")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        try:
+            self.routers = self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self) -> dict[str, RouterKeys]:
+        """Migrate, then create every test's router and keys (one Django start for all)."""
         manage(self.env, "migrate", "--noinput")
         created = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", CREATE_ROUTERS % (ROUTERS,)],
@@ -71,7 +79,7 @@ class Stack:
             timeout=120,
         )
         keys = json.loads(created.stdout.strip().splitlines()[-1])
-        self.routers = {slug: RouterKeys(slug, **values) for slug, values in keys.items()}
+        return {slug: RouterKeys(slug, **values) for slug, values in keys.items()}
 
     def close(self) -> None:
         self.redis.stop()
