@@ -14,5 +14,11 @@ def stack():
     try:
         yield stack
     finally:
-        stop_all_pollers()
         stack.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_flag_pollers():
+    """A test's FeatureFlags poller must not go on polling (and logging) during the next test."""
+    yield
+    stop_all_pollers()
