@@ -242,6 +242,11 @@ SPECTACULAR_SETTINGS = {
 ROUTEPLANE_DATA_DIR = os.environ.get("ROUTEPLANE_DATA_DIR", str(BASE_DIR / "var"))
 # How often the flags fast path re-reads revisions even without a notification (self-healing).
 ROUTEPLANE_FLAGS_RECHECK_SECONDS = float(os.environ.get("ROUTEPLANE_FLAGS_RECHECK_SECONDS", "0.5"))
+# Router clients (controlplane/clients.py): at most this many rows per router (client ids past
+# it are not recorded; one warning per router every few minutes), deleted after this many days
+# unseen (a daily beat task).
+ROUTEPLANE_MAX_CLIENTS_PER_ROUTER = env_int("ROUTEPLANE_MAX_CLIENTS_PER_ROUTER", 1000)
+ROUTEPLANE_CLIENT_RETENTION_DAYS = max(1, env_int("ROUTEPLANE_CLIENT_RETENTION_DAYS", 30))
 
 # --- Metrics and webhooks (config/metrics.py, controlplane/webhooks/) -------------------
 # /metrics also accepts this token as Bearer (besides an operator API key).

@@ -281,15 +281,26 @@ class AuditListApi(APIView):
         return paginator.get_paginated_response([audit_dict(e) for e in page])
 
 
+class ClientPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
 class RouterClientsApi(APIView):
     permission_classes = [IsViewer]
+    pagination_class = ClientPagination  # read by the schema generator: a paginated list
 
-    @extend_schema(responses=ClientOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses=ClientOutput(many=True),
+    )
     def get(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
-        clients = selectors.client_list(router=router)
+        paginator = ClientPagination()
+        page = paginator.paginate_queryset(selectors.client_list(router=router), request, view=self)
         context = {"current_revision": router.current_revision.number}
-        return Response(ClientOutput(clients, many=True, context=context).data)
+        return paginator.get_paginated_response(ClientOutput(page, many=True, context=context).data)
 
 
 class ApiKeyListApi(APIView):

@@ -397,15 +397,18 @@ class FlagServer:
         seen, keys = self.recorder.drain()
         if not seen and not keys:
             return
+        refused: list[tuple[int, int]] = []
         try:
             async with conn.transaction():
                 if seen:
-                    await conn.execute(UPSERT_SQL, upsert_params(seen))
+                    cursor = await conn.execute(UPSERT_SQL, upsert_params(seen))
+                    refused = await cursor.fetchall()
                 if keys:
                     await conn.execute(KEYS_USED_SQL, keys_params(keys))
         except BaseException:
             self.recorder.restore(seen, keys)
             raise
+        self.recorder.warn_refused(refused)
 
     # --- waiting -----------------------------------------------------------------------
 

@@ -480,3 +480,32 @@ def test_schema__audit_list_documented_as_a_page(operator_api, router):
     page = schema["components"]["schemas"][ref]
     assert set(page["properties"]) == {"count", "next", "previous", "results"}
     assert set(operator_api.get(f"{BASE}/audit/").json()) == set(page["properties"])
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def test_clients__paginated_most_recent_first(router, viewer_api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from controlplane.models import RouterClient
+
+    now = timezone.now()
+    RouterClient.objects.bulk_create(
+        RouterClient(router=router, client_id=f"proc-{i:03}", last_seen=now - timedelta(seconds=i))
+        for i in range(150)
+    )
+    first = viewer_api.get("/api/v1/routers/checkout/clients").json()
+    assert first["count"] == 150
+    assert first["previous"] is None
+    assert len(first["results"]) == 100  # the default page
+    assert first["results"][0]["client_id"] == "proc-000"
+
+    second = viewer_api.get(first["next"]).json()
+    assert [c["client_id"] for c in second["results"]] == [f"proc-{i:03}" for i in range(100, 150)]
+    assert second["next"] is None
+
+    small = viewer_api.get("/api/v1/routers/checkout/clients?page_size=7&page=3").json()
+    assert [c["client_id"] for c in small["results"]] == [f"proc-{i:03}" for i in range(14, 21)]
