@@ -235,3 +235,29 @@ class Guardrail(models.Model):
             ),
             models.CheckConstraint(condition=Q(window_minutes__gte=1), name="guardrail_window"),
         ]
+
+
+class RevisionRollup(models.Model):
+    """Hourly sums per router and config revision (0: events that named none), for the
+    before/after-per-revision report (tracking.revision_report). Kept apart from EventRollup so
+    that table's key and its reports stay as they are; a revision rarely changes within an
+    hour, so this is about one row per router-hour."""
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    revision = models.PositiveIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    strong = models.BigIntegerField(default=0)
+    priced = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    baseline = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["router", "hour", "revision"], name="revision_rollup_key"
+            )
+        ]

@@ -130,6 +130,43 @@ _LATENCY_DAILY_FROM_HOURLY = f"""
 """
 _XID_RANGE = "ingest_xid >= %(low)s AND ingest_xid < %(high)s"
 
+# --- Per-revision hourly rollup (tracking_revisionrollup, read by tracking.revision_report) ---
+REVISION_SUMS = (
+    "requests",
+    "successes",
+    "fallbacks",
+    "strong",
+    "priced",
+    "unpriced",
+    "cost",
+    "baseline",
+)
+_REVISION_SUM_LIST = ", ".join(REVISION_SUMS)
+# The per-revision sums of a group of tracking_event rows, named and ordered as REVISION_SUMS.
+REVISION_EVENT_SUMS_SQL = f"""
+    count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE fallback_used),
+    count(*) FILTER (WHERE model_tier = 'strong'), count(cost), count(*) - count(cost),
+    coalesce(sum(cost), 0), coalesce(sum({BASELINE_OR_COST}), 0)
+"""
+_REVISION_ADD = ", ".join(f"{name} = r.{name} + EXCLUDED.{name}" for name in REVISION_SUMS)
+# Folded by tracking.rollups.rollup_events with its xid range (`where`), in its transaction.
+REVISION_ROLLUP_UPSERT = f"""
+    INSERT INTO tracking_revisionrollup AS r (router_id, hour, revision, {_REVISION_SUM_LIST})
+    SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), coalesce(revision, 0),
+           {REVISION_EVENT_SUMS_SQL}
+    FROM tracking_event WHERE {{where}}
+    GROUP BY 1, 2, 3
+    ON CONFLICT (router_id, hour, revision) DO UPDATE SET {_REVISION_ADD}
+"""
+# Rebuilt from the events by tracking.rollups.rebuild_rollups (after re-pricing).
+REVISION_ROLLUP_REBUILD = f"""
+    INSERT INTO tracking_revisionrollup (router_id, hour, revision, {_REVISION_SUM_LIST})
+    SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), coalesce(revision, 0),
+           {REVISION_EVENT_SUMS_SQL}
+    FROM tracking_event WHERE {{where}}
+    GROUP BY 1, 2, 3
+"""
+
 
 # The new watermark: the oldest transaction of *this database* still running (xids are
 # cluster-wide, so pg_snapshot_xmin alone would wait for every other database's transactions),
@@ -181,6 +218,7 @@ def rollup_events() -> int:
             params = {"low": low, "high": high}
             cursor.execute(_ROLLUP_UPSERT.format(where=_XID_RANGE), params)
             cursor.execute(_HIST_UPSERT.format(where=_XID_RANGE), params)
+            cursor.execute(REVISION_ROLLUP_UPSERT.format(where=_XID_RANGE), params)
         cursor.execute(
             "UPDATE tracking_rollupwatermark SET xid = %s, updated_at = now() WHERE id = 1",
             [high],
@@ -197,7 +235,7 @@ def rebuild_rollups(*, router_id: int, since: datetime) -> None:
     day_start = hour.replace(hour=0)
     with transaction.atomic(), connection.cursor() as cursor:
         watermark = _lock_watermark(cursor, wait=True)
-        for table in ("tracking_eventrollup", "tracking_latencyrollup"):
+        for table in ("tracking_eventrollup", "tracking_latencyrollup", "tracking_revisionrollup"):
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND hour >= %s", [router_id, hour]
             )
@@ -213,6 +251,7 @@ def rebuild_rollups(*, router_id: int, since: datetime) -> None:
             + _HIST_SELECT.format(where=where),
             params,
         )
+        cursor.execute(REVISION_ROLLUP_REBUILD.format(where=where), params)
         for table in ("tracking_eventdailyrollup", "tracking_latencydailyrollup"):
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND day >= %s",
