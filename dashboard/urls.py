@@ -5,6 +5,7 @@ from dashboard.views import (
     audit,
     changes,
     experiments,
+    guardrail,
     login,
     overview,
     routers,
@@ -70,6 +71,17 @@ urlpatterns = [
         "routers/<slug:slug>/webhooks/<int:endpoint_id>/remove/",
         webhooks.webhook_delete,
         name="router-webhook-delete",
+    ),
+    path("routers/<slug:slug>/guardrail/", guardrail.router_guardrail, name="router-guardrail"),
+    path(
+        "routers/<slug:slug>/guardrail/save/",
+        guardrail.router_guardrail_save,
+        name="router-guardrail-save",
+    ),
+    path(
+        "routers/<slug:slug>/guardrail/banner/",
+        guardrail.router_guardrail_banner,
+        name="router-guardrail-banner",
     ),
     path(
         "routers/<slug:slug>/experiments/",

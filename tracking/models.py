@@ -221,6 +221,13 @@ class Guardrail(models.Model):
     window_minutes = models.PositiveIntegerField(default=15)
     min_requests = models.PositiveIntegerField(default=100)
     last_tripped_at = models.DateTimeField(null=True, blank=True)
+    # What the last trip saw (the dashboard's banner shows it while its step-back is current).
+    tripped_revision = models.PositiveIntegerField(null=True, blank=True)
+    tripped_success_rate = models.FloatField(null=True, blank=True)
+    tripped_fallback_rate = models.FloatField(null=True, blank=True)
+    tripped_requests = models.PositiveIntegerField(null=True, blank=True)
+    tripped_since = models.DateTimeField(null=True, blank=True)
+    tripped_reason = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "controlplane_guardrail"  # created by the controlplane app's migrations
