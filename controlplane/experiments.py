@@ -179,3 +179,22 @@ def _end(
         before=before,
         reason=reason or f"A/B experiment {experiment.name!r} stopped",
     )
+
+
+def stop_ended_experiments(*, now: datetime | None = None) -> int:
+    """Stop every running experiment whose planned end has passed (beat job, every minute);
+    returns how many. Safe to run twice at once: each stop re-checks under the row locks."""
+    now = now or timezone.now()
+    stopped = 0
+    due = Experiment.objects.filter(status=ExperimentStatus.RUNNING, ends_at__lte=now)
+    for experiment in due.select_related("router"):
+        try:
+            stop_experiment(
+                experiment=experiment,
+                actor=Actor.system("experiments"),
+                reason=f"A/B experiment {experiment.name!r} reached its end",
+            )
+        except ValidationError:  # stopped by someone else meanwhile
+            continue
+        stopped += 1
+    return stopped

@@ -13,6 +13,7 @@ ROLE_GROUPS = ("operator", "viewer")
 STALE_CLIENTS_SCHEDULE = "controlplane: stale clients"
 SCHEDULED_CHANGES_SCHEDULE = "controlplane: apply scheduled changes"
 SCHEDULED_CHANGES_EVERY_SECONDS = 10
+END_EXPERIMENTS_SCHEDULE = "controlplane: end experiments"
 
 
 def ensure_reference_data(apps: Any = global_apps) -> None:
@@ -36,6 +37,13 @@ def ensure_reference_data(apps: Any = global_apps) -> None:
             name=SCHEDULED_CHANGES_SCHEDULE,
             task="controlplane.tasks.apply_scheduled_changes",
             interval=every,
+        )
+    if not PeriodicTask.objects.filter(name=END_EXPERIMENTS_SCHEDULE).exists():
+        every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+        PeriodicTask.objects.create(
+            name=END_EXPERIMENTS_SCHEDULE,
+            task="controlplane.tasks.end_experiments",
+            interval=every_minute,
         )
 
 

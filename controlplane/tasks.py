@@ -7,6 +7,7 @@ from collections import Counter
 
 from celery import shared_task
 
+from controlplane.experiments import stop_ended_experiments
 from controlplane.scheduled_changes import apply_due_changes
 from controlplane.selectors import stale_client_list
 
@@ -39,3 +40,9 @@ def detect_stale_clients(minutes: int = 10) -> int:
 def apply_scheduled_changes() -> int:
     """Apply the scheduled changes that are due (exactly once, whoever runs it)."""
     return apply_due_changes()
+
+
+@shared_task(name="controlplane.tasks.end_experiments")
+def end_experiments() -> int:
+    """Stop the A/B experiments whose planned end has passed."""
+    return stop_ended_experiments()

@@ -123,3 +123,26 @@ def test_conclude__stopped_without_applying__no_revision(router, experiment, act
     assert concluded.status == ExperimentStatus.CONCLUDED and concluded.applied_revision is None
     with pytest.raises(ValidationError, match="concluded experiment cannot be started"):
         start_experiment(experiment=concluded, actor=actor)
+
+
+def test_stop_ended__past_its_end__stopped_by_the_beat_job(router, router_api, actor):
+    from controlplane.experiments import stop_ended_experiments
+    from controlplane.tasks import end_experiments
+
+    ending = create_experiment(
+        router=router,
+        name="one hour",
+        treatment_threshold=0.2,
+        ends_at=timezone.now() + timedelta(hours=1),
+        actor=actor,
+    )
+    start_experiment(experiment=ending, actor=actor)
+    assert end_experiments() == 0  # not yet
+
+    assert stop_ended_experiments(now=timezone.now() + timedelta(hours=2)) == 1
+
+    ending.refresh_from_db()
+    assert ending.status == ExperimentStatus.STOPPED
+    assert _document(router_api)["experiment"] is None
+    router.refresh_from_db()
+    assert router.current_revision.actor == "system:experiments"
