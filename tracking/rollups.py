@@ -149,23 +149,22 @@ REVISION_EVENT_SUMS_SQL = f"""
     coalesce(sum(cost), 0), coalesce(sum({BASELINE_OR_COST}), 0)
 """
 _REVISION_ADD = ", ".join(f"{name} = r.{name} + EXCLUDED.{name}" for name in REVISION_SUMS)
-# Folded by tracking.rollups.rollup_events with its xid range (`where`), in its transaction.
-REVISION_ROLLUP_UPSERT = f"""
-    INSERT INTO tracking_revisionrollup AS r (router_id, hour, revision, {_REVISION_SUM_LIST})
+_REVISION_SELECT = f"""
     SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), coalesce(revision, 0),
            {REVISION_EVENT_SUMS_SQL}
     FROM tracking_event WHERE {{where}}
     GROUP BY 1, 2, 3
+"""
+_REVISION_INSERT = (
+    f"INSERT INTO tracking_revisionrollup AS r (router_id, hour, revision, {_REVISION_SUM_LIST})"
+)
+# Folded by rollup_events with its xid range (`where`), in its transaction.
+REVISION_ROLLUP_UPSERT = f"""
+    {_REVISION_INSERT} {_REVISION_SELECT}
     ON CONFLICT (router_id, hour, revision) DO UPDATE SET {_REVISION_ADD}
 """
-# Rebuilt from the events by tracking.rollups.rebuild_rollups (after re-pricing).
-REVISION_ROLLUP_REBUILD = f"""
-    INSERT INTO tracking_revisionrollup (router_id, hour, revision, {_REVISION_SUM_LIST})
-    SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), coalesce(revision, 0),
-           {REVISION_EVENT_SUMS_SQL}
-    FROM tracking_event WHERE {{where}}
-    GROUP BY 1, 2, 3
-"""
+# Rebuilt from the events by rebuild_rollups (after re-pricing).
+REVISION_ROLLUP_REBUILD = f"{_REVISION_INSERT} {_REVISION_SELECT}"
 
 
 # The new watermark: the oldest transaction of *this database* still running (xids are
