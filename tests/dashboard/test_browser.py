@@ -725,3 +725,47 @@ def test_guardrail__tripped_by_bad_events__banner_with_the_numbers(
     page.reload()
     expect(page.locator("#guardrail-status")).to_contain_text("last tripped")
     expect(page.locator("#guardrail-tripped")).to_have_count(0)
+
+
+def test_experiment__created_started_compared_concluded_in_the_page(
+    transactional_db, live_server, page, dialogs, router, operator_user
+):
+    from controlplane.models import Experiment
+
+    base = live_server.url
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.goto(f"{base}/routers/{router.slug}/")
+    section = page.locator("#experiments-section")
+    expect(section).to_contain_text("No experiments yet.")
+    section.get_by_label("Name").fill("higher bar")
+    section.get_by_label("Treatment threshold (0–1)").fill("0.4")
+    section.get_by_label("Share of keys in treatment (0–1)").fill("0.25")
+    section.get_by_role("button", name="Create experiment").click()
+    expect(page.locator("#experiments-section")).to_contain_text("Experiment created (draft).")
+    experiment = Experiment.objects.get(router=router)
+
+    page.locator(f"#experiment-{experiment.pk}").get_by_role("button", name="Start").click()
+    expect(page.locator(f"#experiment-{experiment.pk}")).to_have_attribute(
+        "data-status", "running"
+    )
+    assert dialogs.messages[-1] == "Start higher bar? Routers get it in a new revision."
+    row = page.locator(f"#experiment-{experiment.pk} tr[data-metric='success_rate']")
+    expect(row).to_contain_text("too few requests to tell")
+    router.refresh_from_db()
+    assert router.current_revision.experiment == {
+        "id": experiment.pk,
+        "split": 0.25,
+        "treatment_threshold": 0.4,
+    }
+    shoot(page, "experiment-running", sizes=(LAPTOP,))
+
+    card = page.locator(f"#experiment-{experiment.pk}")
+    card.get_by_label("Conclusion").fill("ship it")
+    card.get_by_label("Apply the treatment (publish threshold 0.4)").check()
+    card.get_by_role("button", name="Conclude").click()
+    expect(page.locator(f"#experiment-{experiment.pk}")).to_have_attribute(
+        "data-status", "concluded"
+    )
+    router.refresh_from_db()
+    assert router.current_revision.config["threshold"] == 0.4
+    assert router.current_revision.experiment is None
