@@ -745,9 +745,7 @@ def test_experiment__created_started_compared_concluded_in_the_page(
     experiment = Experiment.objects.get(router=router)
 
     page.locator(f"#experiment-{experiment.pk}").get_by_role("button", name="Start").click()
-    expect(page.locator(f"#experiment-{experiment.pk}")).to_have_attribute(
-        "data-status", "running"
-    )
+    expect(page.locator(f"#experiment-{experiment.pk}")).to_have_attribute("data-status", "running")
     assert dialogs.messages[-1] == "Start higher bar? Routers get it in a new revision."
     row = page.locator(f"#experiment-{experiment.pk} tr[data-metric='success_rate']")
     expect(row).to_contain_text("too few requests to tell")
