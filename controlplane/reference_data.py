@@ -15,6 +15,7 @@ SCHEDULED_CHANGES_SCHEDULE = "controlplane: apply scheduled changes"
 SCHEDULED_CHANGES_EVERY_SECONDS = 10
 EXPIRE_CLIENTS_SCHEDULE = "controlplane: expire clients"
 EXPIRE_CLIENTS_CRONTAB = {"minute": "47", "hour": "3"}  # daily, UTC, after tracking's purge
+END_EXPERIMENTS_SCHEDULE = "controlplane: end experiments"
 
 
 def ensure_reference_data(apps: Any = global_apps) -> None:
@@ -52,6 +53,13 @@ def ensure_reference_data(apps: Any = global_apps) -> None:
             name=EXPIRE_CLIENTS_SCHEDULE,
             task="controlplane.tasks.expire_router_clients",
             crontab=daily,
+        )
+    if not PeriodicTask.objects.filter(name=END_EXPERIMENTS_SCHEDULE).exists():
+        every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+        PeriodicTask.objects.create(
+            name=END_EXPERIMENTS_SCHEDULE,
+            task="controlplane.tasks.end_experiments",
+            interval=every_minute,
         )
 
 

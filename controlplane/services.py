@@ -111,6 +111,7 @@ def publish_revision(
         phase_domain=snapshot.phase_domain,
         kill_switch=snapshot.kill_switch,
         kill_switch_reason=snapshot.kill_switch_reason,
+        experiment=snapshot.experiment,
         action=action,
         actor=actor.label,
         reason=reason,
@@ -335,7 +336,9 @@ def step_back(
     before = Snapshot.of(current)
     if target is not None:
         after = Snapshot.of(target).evolve(
-            kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
+            kill_switch=before.kill_switch,
+            kill_switch_reason=before.kill_switch_reason,
+            experiment=before.experiment,  # experiments start and stop only by their services
         )
         restored = target.number
     else:
@@ -392,7 +395,8 @@ def rollback_to(
     reason: str = "",
     expected_revision: int | None = None,
 ) -> ConfigRevision:
-    """Publish a copy of revision `number`: its config, flags and phase; kill switch kept."""
+    """Publish a copy of revision `number`: its config, flags and phase; kill switch (and the
+    running experiment) kept."""
     router, current = locked_router(router)
     _check_expected(current, expected_revision)
     target = router.revisions.filter(number=number).prefetch_related("flag_states").first()
@@ -400,7 +404,9 @@ def rollback_to(
         raise _fail("revision", f"router {router.slug} has no revision {number}")
     before = Snapshot.of(current)
     after = Snapshot.of(target).evolve(
-        kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
+        kill_switch=before.kill_switch,
+        kill_switch_reason=before.kill_switch_reason,
+        experiment=before.experiment,  # experiments start and stop only by their services
     )
     revision = publish_revision(
         router=router,

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from controlplane.clients import expire_clients
+from controlplane.experiments import stop_ended_experiments
 from controlplane.scheduled_changes import apply_due_changes
 from controlplane.selectors import stale_client_list
 
@@ -52,3 +53,9 @@ def expire_router_clients(days: int | None = None) -> int:
     if deleted:
         log.info("deleted %d router clients not seen for %s days", deleted, days)
     return deleted
+
+
+@shared_task(name="controlplane.tasks.end_experiments")
+def end_experiments() -> int:
+    """Stop the A/B experiments whose planned end has passed."""
+    return stop_ended_experiments()

@@ -50,6 +50,7 @@ from typing import Any
 
 from routing.config import KNOWN_DOMAINS, RouteLLMConfig, RouterType, parse_router_type
 from routing.evaluation import should_route
+from routing.experiments import experiment_arm
 from routing.model_calls import CallResult, call_models, describe, last_user_text
 
 log = logging.getLogger("routing.domain_router")
@@ -201,6 +202,7 @@ class RoutingDecision:
     latency_ms: float
     event_id: str | None
     revision: int | None = None
+    ab_group: str | None = None  # the key's A/B arm ("control"/"treatment"), if one runs
     # Set by the DomainRouter that made the decision: records an outcome for its event.
     recorder: Callable[..., bool] | None = field(default=None, repr=False, compare=False)
 
@@ -440,7 +442,10 @@ class DomainRouter:
         if key is None:
             key = hashlib.sha256(text.encode()).hexdigest()
         override = (config.domain_routing_overrides or {}).get(domain or "") or {}
-        threshold = float(override.get("threshold", config.threshold))
+        # A/B: a treatment key routes with the experiment's threshold (routing.experiments).
+        ab_group, treatment_threshold = experiment_arm(document, key)
+        base_threshold = config.threshold if treatment_threshold is None else treatment_threshold
+        threshold = float(override.get("threshold", base_threshold))
         strong = override.get("strong_model") or config.strong_model
         weak = override.get("weak_model") or config.weak_model
         default = self._default_model(config, override)
@@ -474,6 +479,7 @@ class DomainRouter:
             latency_ms=latency_ms,
             event_id=None,
             revision=revision if isinstance(revision, int) and revision > 0 else None,
+            ab_group=ab_group,
         )
         return decision, config, error
 
@@ -539,6 +545,7 @@ class DomainRouter:
                 if monitored
                 else None,
                 revision=decision.revision,
+                ab_group=decision.ab_group,
                 fallback_used=decision.fallback_used,
                 error=error,
                 success=success,

@@ -232,6 +232,13 @@ class Guardrail(models.Model):
     window_minutes = models.PositiveIntegerField(default=15)
     min_requests = models.PositiveIntegerField(default=100)
     last_tripped_at = models.DateTimeField(null=True, blank=True)
+    # What the last trip saw (the dashboard's banner shows it while its step-back is current).
+    tripped_revision = models.PositiveIntegerField(null=True, blank=True)
+    tripped_success_rate = models.FloatField(null=True, blank=True)
+    tripped_fallback_rate = models.FloatField(null=True, blank=True)
+    tripped_requests = models.PositiveIntegerField(null=True, blank=True)
+    tripped_since = models.DateTimeField(null=True, blank=True)
+    tripped_reason = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "controlplane_guardrail"  # created by the controlplane app's migrations
@@ -245,4 +252,30 @@ class Guardrail(models.Model):
                 name="guardrail_fallback_rate_fraction",
             ),
             models.CheckConstraint(condition=Q(window_minutes__gte=1), name="guardrail_window"),
+        ]
+
+
+class RevisionRollup(models.Model):
+    """Hourly sums per router and config revision (0: events that named none), for the
+    before/after-per-revision report (tracking.revision_report). Kept apart from EventRollup so
+    that table's key and its reports stay as they are; a revision rarely changes within an
+    hour, so this is about one row per router-hour."""
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    revision = models.PositiveIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    strong = models.BigIntegerField(default=0)
+    priced = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    baseline = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["router", "hour", "revision"], name="revision_rollup_key"
+            )
         ]

@@ -175,6 +175,62 @@ _LATENCY_DAILY_FROM_HOURLY = f"""
 """
 _XID_RANGE = "ingest_xid >= %(low)s AND ingest_xid < %(high)s"
 
+# --- Per-revision hourly rollup (tracking_revisionrollup, read by tracking.revision_report) ---
+REVISION_SUMS = (
+    "requests",
+    "successes",
+    "fallbacks",
+    "strong",
+    "priced",
+    "unpriced",
+    "cost",
+    "baseline",
+)
+_REVISION_SUM_LIST = ", ".join(REVISION_SUMS)
+# The per-revision sums of a group of tracking_event rows, in the order of REVISION_SUMS.
+_REVISION_EXPRS = (
+    "count(*)",
+    "count(*) FILTER (WHERE success)",
+    "count(*) FILTER (WHERE fallback_used)",
+    "count(*) FILTER (WHERE model_tier = 'strong')",
+    "count(cost)",
+    "count(*) - count(cost)",
+    "coalesce(sum(cost), 0)",
+    f"coalesce(sum({BASELINE_OR_COST}), 0)",
+)
+REVISION_EVENT_SUMS_SQL = ", ".join(_REVISION_EXPRS)
+_REVISION_ADD = ", ".join(f"{name} = r.{name} + EXCLUDED.{name}" for name in REVISION_SUMS)
+
+
+def _revision_select(sign: int) -> str:
+    sums = ", ".join(f"{sign} * ({expr})" for expr in _REVISION_EXPRS)
+    return f"""
+        SELECT router_id, date_trunc('hour', "timestamp", 'UTC'), coalesce(revision, 0), {sums}
+        FROM tracking_event WHERE {{where}}
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+    """
+
+
+_REVISION_INSERT = (
+    f"INSERT INTO tracking_revisionrollup AS r (router_id, hour, revision, {_REVISION_SUM_LIST})"
+)
+
+
+def _revision_upsert(sign: int) -> str:
+    """Add (1) or take out (-1) the events matching `{where}`, like _rollup_upsert."""
+    return f"""
+        {_REVISION_INSERT} {_revision_select(sign)}
+        ON CONFLICT (router_id, hour, revision) DO UPDATE SET {_REVISION_ADD}
+    """
+
+
+# Folded by rollup_events with its xid range (`where`), in its transaction; taken out again by
+# unfold_events when an outcome changes a rolled-up event.
+REVISION_ROLLUP_UPSERT, _REVISION_UNFOLD = _revision_upsert(1), _revision_upsert(-1)
+# Rebuilt from the events by rebuild_rollups (after re-pricing).
+REVISION_ROLLUP_REBUILD = f"{_REVISION_INSERT} {_revision_select(1)}"
+
 
 # The new watermark: the oldest transaction of *this database* still running (xids are
 # cluster-wide, so pg_snapshot_xmin alone would wait for every other database's transactions),
@@ -218,6 +274,7 @@ def unfold_events(cursor: Any, *, router_id: int, event_ids: list[Any]) -> None:
         where = "router_id = %(router)s AND event_id = ANY(%(ids)s::uuid[])"
         cursor.execute(_UNFOLD.format(where=where), params)
         cursor.execute(_UNFOLD_HIST.format(where=where), params)
+        cursor.execute(_REVISION_UNFOLD.format(where=where), params)
 
 
 # How long a rollup run waits for the watermark: outcome batches hold it for milliseconds, a
@@ -261,6 +318,7 @@ def _rollup_events() -> int:
             params = {"low": low, "high": high}
             cursor.execute(_FOLD.format(where=_XID_RANGE), params)
             cursor.execute(_FOLD_HIST.format(where=_XID_RANGE), params)
+            cursor.execute(REVISION_ROLLUP_UPSERT.format(where=_XID_RANGE), params)
         cursor.execute(
             "UPDATE tracking_rollupwatermark SET xid = %s, updated_at = now() WHERE id = 1",
             [high],
@@ -277,7 +335,7 @@ def rebuild_rollups(*, router_id: int, since: datetime) -> None:
     day_start = hour.replace(hour=0)
     with transaction.atomic(), connection.cursor() as cursor:
         watermark = _lock_watermark(cursor)
-        for table in ("tracking_eventrollup", "tracking_latencyrollup"):
+        for table in ("tracking_eventrollup", "tracking_latencyrollup", "tracking_revisionrollup"):
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND hour >= %s", [router_id, hour]
             )
@@ -293,6 +351,7 @@ def rebuild_rollups(*, router_id: int, since: datetime) -> None:
             + _HIST_SELECT.format(where=where),
             params,
         )
+        cursor.execute(REVISION_ROLLUP_REBUILD.format(where=where), params)
         for table in ("tracking_eventdailyrollup", "tracking_latencydailyrollup"):
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND day >= %s",

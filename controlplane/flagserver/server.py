@@ -49,7 +49,7 @@ FROM controlplane_router r JOIN controlplane_configrevision cr ON cr.id = r.curr
 """
 REVISIONS_SQL = """
 SELECT r.id, r.slug, cr.id, cr.number, cr.config, cr.phase, cr.phase_domain, cr.kill_switch,
-       cr.created_at
+       cr.created_at, cr.experiment
 FROM controlplane_router r JOIN controlplane_configrevision cr ON cr.id = r.current_revision_id
 WHERE r.id = ANY(%s)
 """
@@ -115,6 +115,7 @@ class LoadedRevision:
     phase_domain: str
     kill_switch: bool
     flags: dict[str, dict[str, Any]]
+    experiment: dict[str, Any] | None = None
 
     def flags_dict(self) -> dict[str, dict[str, Any]]:
         return self.flags
@@ -128,7 +129,8 @@ def build_revision(row: tuple, states: Iterable[tuple]) -> LoadedRevision:
         FlagState(name=name, enabled=enabled, rollout_percent=percent)
         for _rid, name, enabled, percent in states
     )
-    return LoadedRevision(number, config, phase, phase_domain, kill_switch, flags)
+    experiment = row[9] if len(row) > 9 else None
+    return LoadedRevision(number, config, phase, phase_domain, kill_switch, flags, experiment)
 
 
 class TokenBucket:

@@ -20,6 +20,7 @@ from dashboard.views.base import (
     router_or_404,
 )
 from tracking import reports, tasks
+from tracking.revision_report import revision_breakdown
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
         "charts": charts_for(days) if days else [],
         "by_domain": list((report or {}).get("by_domain") or []),
         "by_model": list((report or {}).get("by_model") or []),
+        "by_revision": revision_breakdown(router=router, period_days=period),
         "read_only": not request.is_operator,
     }
     context["summary"]["savings_fraction"] = reports.savings_fraction(report)

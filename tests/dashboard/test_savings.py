@@ -13,6 +13,8 @@ import pytest
 from django.utils import timezone
 
 from tests.servers import celery_worker_process, test_database_url
+from tests.tracking.conftest import make_event
+from tracking.ingest import record_events
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -314,3 +316,11 @@ def test_chart_x_labels__ends_grow_inwards_and_phones_keep_every_other(days):
     xs = [float(label["x"]) for label in x_labels]
     gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
     assert min(gaps) >= max(gaps) / 2
+
+
+@pytest.mark.django_db
+def test_savings_page__by_revision_table(operator_client, router):
+    record_events(router_id=router.pk, payload={"events": [make_event(revision=1)]})
+    page = operator_client.get("/routers/checkout/savings/").content.decode()
+    assert 'id="by-revision"' in page
+    assert 'data-revision="1"' in page

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tracking.api import views
+from tracking.api import experiments, views
 
 urlpatterns = [
     path("events", views.EventIngestApi.as_view(), name="events"),
@@ -12,4 +12,29 @@ urlpatterns = [
         name="router-guardrail",
     ),
     path("metrics/summary", views.MetricsSummaryApi.as_view(), name="metrics-summary"),
+    path(
+        "routers/<slug:slug>/experiments",
+        experiments.RouterExperimentsApi.as_view(),
+        name="router-experiments",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>",
+        experiments.RouterExperimentApi.as_view(),
+        name="router-experiment",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>/start",
+        experiments.ExperimentStartApi.as_view(),
+        name="router-experiment-start",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>/stop",
+        experiments.ExperimentStopApi.as_view(),
+        name="router-experiment-stop",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>/conclude",
+        experiments.ExperimentConcludeApi.as_view(),
+        name="router-experiment-conclude",
+    ),
 ]

@@ -12,7 +12,7 @@ import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +28,7 @@ from controlplane.models import ApiKey, Role, Router
 from tracking import guardrails, reports
 from tracking.api import serializers
 from tracking.events_http import answer_events, answer_outcomes
+from tracking.revision_report import revision_breakdown
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
@@ -122,17 +123,35 @@ class _ReportApi(APIView):
         if request_role(request) is None:
             raise PermissionDenied()
         router = _report_router(request)
-        return _json(self.selector(router=router, period_days=period_days))
+        return _json(self.report(request, router, period_days))
+
+    def report(self, request: Request, router: Router, period_days: int) -> dict:
+        return self.selector(router=router, period_days=period_days)
 
 
 PERIOD_DAYS = OpenApiParameter("period_days", int, description="1..366, default 7")
 
 
-@extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.SavingsReportSerializer})
+GROUP_BY = OpenApiParameter("group_by", str, enum=["revision"], description="adds by_revision")
+
+
+@extend_schema(
+    parameters=[PERIOD_DAYS, GROUP_BY], responses={200: serializers.SavingsReportSerializer}
+)
 class SavingsReportApi(_ReportApi):
     """GET reports/savings?period_days=N: totals plus by_day, by_domain and by_model."""
 
     selector = staticmethod(reports.savings_report)
+
+    def report(self, request: Request, router: Router, period_days: int) -> dict:
+        # ?group_by=revision adds `by_revision` (tracking.revision_report): before/after.
+        group_by = request.query_params.get("group_by", "")
+        if group_by not in ("", "revision"):
+            raise ValidationError({"group_by": ["The only grouping is 'revision'."]})
+        data = super().report(request, router, period_days)
+        if group_by == "revision":
+            data["by_revision"] = revision_breakdown(router=router, period_days=period_days)
+        return data
 
 
 @extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.MetricsSummarySerializer})
