@@ -11,12 +11,12 @@ Redis down: the limit is skipped (fails open) so people can still log in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
 
 from dashboard.views.base import client_ip
 
@@ -92,14 +92,11 @@ def too_many_logins_response() -> HttpResponse:
     return response
 
 
-class LoginLimitMiddleware:
-    """429 + Retry-After for a login the limit refused (the admin's, or any other form)."""
+class LoginLimitMiddleware(MiddlewareMixin):
+    """429 + Retry-After for a login the limit refused (the admin's, or any other form).
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+    A MiddlewareMixin, so it runs sync or async: under ASGI the whole chain stays async (one
+    sync middleware would put every request, static files included, through a thread)."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, LoginLimited):

@@ -23,6 +23,7 @@ from controlplane.api.input import router_for, validated
 from controlplane.api.jsontypes import JsonInput
 from controlplane.api.output import (
     ChangeRequestOutput,
+    DetailOutput,
     ErrorOutput,
     RevisionOutput,
     change_request_dict,
@@ -82,6 +83,20 @@ class ScheduledChangeOutput(serializers.Serializer):
     error = serializers.CharField()
 
 
+class ChangeRequestPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ChangeRequestOutput(many=True)
+
+
+class ScheduledChangePageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ScheduledChangeOutput(many=True)
+
+
 class ApprovedOutput(serializers.Serializer):
     change_request = ChangeRequestOutput()
     revision = RevisionOutput()
@@ -132,7 +147,11 @@ STATUS_PARAM = OpenApiParameter("status", str, enum=ChangeRequestStatus.values, 
 class ChangeRequestListApi(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(parameters=[STATUS_PARAM], responses=ChangeRequestOutput(many=True))
+    @extend_schema(
+        operation_id="v1_routers_change_requests_list",
+        parameters=[STATUS_PARAM],
+        responses={200: ChangeRequestPageOutput, 400: ErrorOutput},
+    )
     def get(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
         requests = ChangeRequest.objects.filter(router=router).select_related(
@@ -161,7 +180,7 @@ class ChangeRequestApproveApi(APIView):
 
     @extend_schema(
         request=DecisionInput,
-        responses={200: ApprovedOutput, 400: ErrorOutput, 403: ErrorOutput, 409: ErrorOutput},
+        responses={200: ApprovedOutput, 400: ErrorOutput, 403: DetailOutput, 409: ErrorOutput},
     )
     def post(self, request: Request, slug: str, pk: int) -> Response:
         held = _change_request(request, slug, pk)
@@ -190,7 +209,7 @@ class ChangeRequestApproveApi(APIView):
 class ChangeRequestRejectApi(APIView):
     permission_classes = [IsOperator]
 
-    @extend_schema(request=DecisionInput, responses={200: ChangeRequestOutput, 403: ErrorOutput})
+    @extend_schema(request=DecisionInput, responses={200: ChangeRequestOutput, 403: DetailOutput})
     def post(self, request: Request, slug: str, pk: int) -> Response:
         held = _change_request(request, slug, pk)
         data = validated(DecisionInput, request)
@@ -208,7 +227,11 @@ SCHEDULED_STATUS_PARAM = OpenApiParameter(
 class ScheduledChangeListApi(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(parameters=[SCHEDULED_STATUS_PARAM], responses=ScheduledChangeOutput(many=True))
+    @extend_schema(
+        operation_id="v1_routers_scheduled_changes_list",
+        parameters=[SCHEDULED_STATUS_PARAM],
+        responses={200: ScheduledChangePageOutput, 400: ErrorOutput},
+    )
     def get(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
         changes = ScheduledChange.objects.filter(router=router).select_related("router")
@@ -262,7 +285,7 @@ class ScheduledChangeDetailApi(APIView):
 class ScheduledChangeApproveApi(APIView):
     permission_classes = [IsOperator]
 
-    @extend_schema(request=None, responses={200: ScheduledChangeOutput, 403: ErrorOutput})
+    @extend_schema(request=None, responses={200: ScheduledChangeOutput, 403: DetailOutput})
     def post(self, request: Request, slug: str, pk: int) -> Response:
         change = scheduled_changes.approve_scheduled_change(
             change=_scheduled(request, slug, pk), actor=request_actor(request)

@@ -126,6 +126,12 @@ class ErrorOutput(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
+class DetailOutput(serializers.Serializer):
+    """401, 403, 404: DRF's `{"detail": "..."}`."""
+
+    detail = serializers.CharField()
+
+
 class WriteOutput(RevisionOutput):
     """A write's answer: the revision it published, or the current one when nothing changed."""
 

@@ -252,3 +252,17 @@ def test_failing_receiver__retried_with_backoff_then_marked_failed(
     assert [row["attempt"] for row in log] == [3, 2, 1]
     assert log[0]["delivery_state"] == "failed"
     assert log[0]["event_type"] == "webhook.test"
+
+
+def test_api__unknown_body_keys__ignored_not_a_server_error(operator_api, router):
+    # Found by schemathesis: extra keys reached the service as keyword arguments (a 500).
+    body = {"url": "https://hooks.example/x", "enabled": True, "nonsense": {"a": 1}, "": []}
+    created = operator_api.post(f"/api/v1/routers/{router.slug}/webhooks", body, format="json")
+    assert created.status_code == 201, created.content
+    endpoint_id = created.json()["id"]
+    patched = operator_api.patch(
+        f"/api/v1/routers/{router.slug}/webhooks/{endpoint_id}",
+        {"enabled": False, "nonsense": 1},
+        format="json",
+    )
+    assert patched.status_code == 200 and patched.json()["enabled"] is False

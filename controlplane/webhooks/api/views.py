@@ -21,11 +21,15 @@ from controlplane.webhooks import selectors, services
 from controlplane.webhooks.api import serializers
 from controlplane.webhooks.models import WebhookEndpoint
 
+ENDPOINT_FIELDS = ("url", "event_types", "enabled", "description")
+
 
 def _body(request: Request) -> dict[str, Any]:
+    """The endpoint fields of a JSON object body; other keys are ignored, as by every input of
+    the API."""
     if not isinstance(request.data, dict):
         raise ValidationError({"body": ["expected a JSON object"]})
-    return dict(request.data)
+    return {name: value for name, value in request.data.items() if name in ENDPOINT_FIELDS}
 
 
 def _endpoint(router: Router, endpoint_id: int) -> WebhookEndpoint:
