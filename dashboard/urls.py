@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard.views import audit, changes, login, overview, routers, savings, webhooks
+from dashboard.views import audit, calibration, changes, login, overview, routers, savings, webhooks
 
 app_name = "dashboard"
 
@@ -62,6 +62,17 @@ urlpatterns = [
         webhooks.webhook_delete,
         name="router-webhook-delete",
     ),
+    path(
+        "routers/<slug:slug>/calibration/",
+        calibration.router_calibration,
+        name="router-calibration",
+    ),
+    path(
+        "routers/<slug:slug>/calibration/apply/",
+        calibration.router_calibration_apply,
+        name="router-calibration-apply",
+    ),
+    path("routers/<slug:slug>/what-if/", calibration.router_what_if, name="router-what-if"),
     path("routers/<slug:slug>/savings/", savings.router_savings, name="router-savings"),
     path("routers/<slug:slug>/savings.csv", savings.router_savings_csv, name="router-savings-csv"),
     path(

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from tracking.winrates import fold_winrates, rebuild_winrates
+
 # Latency bucket of a row, the same rule as the SQL aggregate tracking_latency_hist.
 LATENCY_BUCKET_SQL = "least(63, greatest(0, ceil(ln(greatest(latency_ms, 1.0)) / ln(1.2))))::int"
 # A priced event whose baseline cannot be computed (tracking.pricing) counts at its own cost in
@@ -181,6 +183,8 @@ def rollup_events() -> int:
             params = {"low": low, "high": high}
             cursor.execute(_ROLLUP_UPSERT.format(where=_XID_RANGE), params)
             cursor.execute(_HIST_UPSERT.format(where=_XID_RANGE), params)
+            # Win-rate histogram (calibration, what-if): its own statement, same xid range.
+            fold_winrates(cursor, where=_XID_RANGE, params=params)
         cursor.execute(
             "UPDATE tracking_rollupwatermark SET xid = %s, updated_at = now() WHERE id = 1",
             [high],
@@ -220,3 +224,5 @@ def rebuild_rollups(*, router_id: int, since: datetime) -> None:
             )
         cursor.execute(_DAILY_FROM_HOURLY, params)
         cursor.execute(_LATENCY_DAILY_FROM_HOURLY, params)
+        # Win-rate histogram (calibration, what-if): daily rows, so from `since`'s day on.
+        rebuild_winrates(cursor, router_id=router_id, day=day_start.date(), watermark=watermark)
