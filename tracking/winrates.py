@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
 
 from tracking.models import WINRATE_BUCKETS
 
@@ -85,6 +86,7 @@ def unfold_winrate_events(cursor: Any, *, router_id: int, event_ids: list[Any]) 
     if event_ids:
         where = "router_id = %(router)s AND event_id = ANY(%(ids)s::uuid[])"
         cursor.execute(_UNFOLD.format(where=where), {"router": router_id, "ids": event_ids})
+        transaction.on_commit(lambda: _bump_version(router_id))
 
 
 def rebuild_winrates(cursor: Any, *, router_id: int, day: date, watermark: int) -> None:
@@ -101,6 +103,7 @@ def rebuild_winrates(cursor: Any, *, router_id: int, day: date, watermark: int) 
         + _select(1).format(where=where),
         {"router": router_id, "day": day, "wm": watermark},
     )
+    transaction.on_commit(lambda: _bump_version(router_id))
 
 
 @dataclass(frozen=True)
@@ -132,14 +135,45 @@ _READ = f"""
 def winrate_histogram(
     *, router_id: int, start: date, domain: str | None = None
 ) -> list[BucketSums]:
-    """The histogram of a router's folded events from UTC day `start` on (one domain or all)."""
-    params: dict[str, Any] = {"router": router_id, "start": start}
-    sql = _READ.format(domain="AND domain = %(domain)s" if domain else "")
-    if domain:
-        params["domain"] = domain
+    """The histogram of a router's folded events from UTC day `start` on (one domain or all).
+
+    Cached (Redis) per rollup watermark: the histogram only changes when the rollup job moves
+    the watermark, or when a rebuild or an outcome's unfold bumps the router's version, so the
+    what-if slider's requests after the first read a cached answer. Fails open without Redis.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [BucketSums(*row) for row in cursor.fetchall()]
+        cursor.execute("SELECT xid FROM tracking_rollupwatermark WHERE id = 1")
+        row = cursor.fetchone()
+        key = f"winrates:{router_id}:{start}:{domain or ''}:{row[0] if row else 0}"
+        key += f":{_cache_call(cache.get, _version_key(router_id)) or 0}"
+        cached = _cache_call(cache.get, key)
+        if cached is not None:
+            return [BucketSums(*item) for item in cached]
+        params: dict[str, Any] = {"router": router_id, "start": start, "domain": domain}
+        cursor.execute(_READ.format(domain="AND domain = %(domain)s" if domain else ""), params)
+        rows = cursor.fetchall()
+    _cache_call(cache.set, key, rows, HISTOGRAM_CACHE_SECONDS)
+    return [BucketSums(*item) for item in rows]
+
+
+HISTOGRAM_CACHE_SECONDS = 600
+
+
+def _version_key(router_id: int) -> str:
+    return f"winrates-version:{router_id}"
+
+
+def _bump_version(router_id: int) -> None:
+    key = _version_key(router_id)
+    if not _cache_call(cache.add, key, 1, None):
+        _cache_call(cache.incr, key)
+
+
+def _cache_call(method: Any, *args: Any) -> Any:
+    try:
+        return method(*args)
+    except Exception:  # Redis down or slow: read PostgreSQL, as without a cache
+        return None
 
 
 def domains_with_winrates(*, router_id: int, start: date) -> dict[str, int]:
