@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (pytest fixtures imported from test_browser are parameters here)
 """The Calibrate panel in a real Chromium: calibrate-and-apply, and the what-if slider."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_calibrate_and_apply__confirmed_then_a_new_revision(
     dialogs,
     router,
     operator_user,
-    traffic,  # noqa: F811
+    traffic,
 ):
     log_in(page, live_server.url, "olivia", "operator-pass-123")
     page.goto(f"{live_server.url}/routers/checkout/")
@@ -69,7 +70,7 @@ def test_what_if__typing_a_threshold_updates_the_prediction(
     page,
     router,
     operator_user,
-    traffic,  # noqa: F811
+    traffic,
 ):
     log_in(page, live_server.url, "olivia", "operator-pass-123")
     page.goto(f"{live_server.url}/routers/checkout/")
