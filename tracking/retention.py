@@ -68,7 +68,12 @@ def _purge_expired_events(*, router_id: int, now: datetime | None) -> int:
                 f"DELETE FROM {table} WHERE router_id = %s AND hour + interval '1 hour' <= %s",
                 [router_id, cutoff],
             )
-        for table in ("tracking_eventdailyrollup", "tracking_latencydailyrollup"):
+        daily = (
+            "tracking_eventdailyrollup",
+            "tracking_latencydailyrollup",
+            "tracking_winratebucket",
+        )
+        for table in daily:
             # Days that ended by the cutoff, as for the hours above.
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND day < %s",

@@ -174,14 +174,3 @@ def _cache_call(method: Any, *args: Any) -> Any:
         return method(*args)
     except Exception:  # Redis down or slow: read PostgreSQL, as without a cache
         return None
-
-
-def domains_with_winrates(*, router_id: int, start: date) -> dict[str, int]:
-    """Domain -> number of folded events with a win rate from `start` on."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT domain, sum(requests) FROM tracking_winratebucket "
-            "WHERE router_id = %s AND day >= %s GROUP BY 1 HAVING sum(requests) > 0 ORDER BY 1",
-            [router_id, start],
-        )
-        return {domain: int(n) for domain, n in cursor.fetchall()}

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from tests.tracking.winrate_events import beta_rates, ingest_and_fold, routed_events
 from tracking import rollups
 from tracking.models import WinRateBucket
+from tracking.retention import purge_expired_events
 from tracking.winrates import unfold_winrate_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,3 +82,14 @@ def test_rebuild__rederives_the_histogram_from_the_events(router):
 
     assert histogram_rows(router) == recount(router)
     assert sum(r[6] for r in histogram_rows(router)) == pytest.approx(400.0)
+
+
+def test_retention__drops_the_histogram_days_it_drops_events_of(router):
+    old = datetime.now(UTC) - timedelta(days=40)
+    ingest_and_fold(router, routed_events(beta_rates(50, 2, 5), threshold=0.3, at=old))
+    ingest_and_fold(router, routed_events(beta_rates(70, 2, 5), threshold=0.3))
+
+    assert purge_expired_events(router_id=router.pk) == 50  # retention: 30 days
+
+    assert sum(r[5] for r in histogram_rows(router)) == 70
+    assert histogram_rows(router) == recount(router)
