@@ -24,7 +24,7 @@ from controlplane.change_requests import file_change_request
 from controlplane.services import StaleRevision
 from dashboard.views.base import HTMX_VARY, dashboard_view, router_or_404
 from routing.config import KNOWN_DOMAINS
-from tracking.calibration import MAX_DAYS, apply_calibration, calibration
+from tracking.calibration import MAX_DAYS, apply_calibration, calibration, current_threshold
 from tracking.dynamic_threshold import dynamic_threshold_status
 from tracking.whatif import what_if
 
@@ -84,7 +84,14 @@ def router_what_if(request: HttpRequest, slug: str) -> HttpResponse:
     """Just the prediction, for the threshold slider."""
     router = router_or_404(slug)
     form = CalibrationForm(request.GET)
-    return render(request, f"{TEMPLATE}#what-if-result", _context(router, form))
+    valid = form.is_valid()
+    window = form.window() if valid else CalibrationForm({}).window()
+    threshold = form.cleaned_data.get("threshold") if valid else None
+    if threshold is None:  # an empty or out-of-range input: today's threshold
+        threshold = current_threshold(router.current_revision.config, window["domain"])
+    replay = what_if(router=router, threshold=threshold, days=window["days"],
+                     domain=window["domain"])  # fmt: skip
+    return render(request, f"{TEMPLATE}#what-if-result", {"whatif": replay})
 
 
 @require_POST

@@ -149,3 +149,21 @@ def test_run__a_polling_sdk_sees_the_calibrator_revision_within_a_second(
             flags.poller.stop()
         ApiKey.objects.filter(router=router).update(revoked_at=timezone.now())
         time.sleep(0.5)
+
+
+def test_run__a_change_policy_holds_the_move_as_a_change_request(router, guard_rails):
+    from controlplane.change_requests import set_change_policy
+    from controlplane.models import ChangeRequest
+
+    ingest_and_fold(router, routed_events(beta_rates(600, 2, 5, seed=4), threshold=0.11593))
+    turn_on(router)
+    set_change_policy(router=router, actor=OPERATOR, approve_threshold_change_above=0.01)
+    number = router.revisions.count()
+
+    run = recalibrate_router(router=router)
+
+    assert run.outcome == "held" and "needs approval" in run.summary.lower()
+    assert router.revisions.count() == number
+    held = ChangeRequest.objects.get(router=router)
+    assert held.requested_by == "calibrator"
+    assert held.diff["config.threshold"] == {"before": 0.11593, "after": pytest.approx(0.16593)}
