@@ -111,11 +111,16 @@ def short_lived_connections():
     (a persistent one would block dropping the test database)."""
     from django.db import connections
 
+    from controlplane.clients import recorder
+
+    # Nor does the client-record flush thread (this test does not read client records).
+    recorder.autostart = False
     settings_dict = connections.settings["default"]
     old = settings_dict.get("CONN_MAX_AGE", 0)
     settings_dict["CONN_MAX_AGE"] = 0
     yield
     settings_dict["CONN_MAX_AGE"] = old
+    recorder.autostart = True
 
 
 def test_run__a_polling_sdk_sees_the_calibrator_revision_within_a_second(
