@@ -257,7 +257,6 @@ class WinRateBucket(models.Model):
     above = models.BooleanField()
     bucket = models.SmallIntegerField()
     requests = models.BigIntegerField(default=0)
-    priced = models.BigIntegerField(default=0)
     cost = models.FloatField(default=0)
     baseline = models.FloatField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from controlplane.models import Router
 from tracking.locks import LOCK_RETENTION
+from tracking.winrates import bump_histogram_version
 
 PURGE_BATCH = 20_000
 
@@ -79,4 +80,5 @@ def _purge_expired_events(*, router_id: int, now: datetime | None) -> int:
                 f"DELETE FROM {table} WHERE router_id = %s AND day < %s",
                 [router_id, cutoff.astimezone(UTC).date()],
             )
+    bump_histogram_version(router_id)  # windows reaching past the cutoff lost days
     return deleted

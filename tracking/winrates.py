@@ -21,7 +21,7 @@ because the token and cost sums must follow outcomes and re-pricing, like every 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.core.cache import cache
@@ -33,7 +33,6 @@ from tracking.models import WINRATE_BUCKETS
 # (When events gain a quality column, quality_count / quality_sum go here and in the model.)
 WINRATE_SUMS: tuple[tuple[str, str], ...] = (
     ("requests", "count(*)"),
-    ("priced", "count(cost)"),
     ("cost", "coalesce(sum(cost), 0)"),
     ("baseline", "coalesce(sum(coalesce(baseline_cost, cost)), 0)"),
     ("prompt_tokens", "coalesce(sum(prompt_tokens), 0)"),
@@ -72,12 +71,20 @@ def _upsert(sign: int) -> str:
     """
 
 
-_FOLD, _UNFOLD = _upsert(1), _upsert(-1)
+_UNFOLD = _upsert(-1)
+# The fold also names the routers it changed a closed (before today, UTC) day of: their cached
+# closed-days histograms are out of date (winrate_histogram).
+_FOLD = f"""
+    WITH folded AS ({_upsert(1)} RETURNING router_id, day)
+    SELECT DISTINCT router_id FROM folded WHERE day < (now() AT TIME ZONE 'UTC')::date
+"""
 
 
 def fold_winrates(cursor: Any, *, where: str, params: dict[str, Any]) -> None:
     """Add the events matching `where` (the rollup job's xid range) to the histogram."""
     cursor.execute(_FOLD.format(where=where), params)
+    for (router_id,) in cursor.fetchall():
+        transaction.on_commit(lambda router_id=router_id: bump_histogram_version(router_id))
 
 
 def unfold_winrate_events(cursor: Any, *, router_id: int, event_ids: list[Any]) -> None:
@@ -86,7 +93,7 @@ def unfold_winrate_events(cursor: Any, *, router_id: int, event_ids: list[Any]) 
     if event_ids:
         where = "router_id = %(router)s AND event_id = ANY(%(ids)s::uuid[])"
         cursor.execute(_UNFOLD.format(where=where), {"router": router_id, "ids": event_ids})
-        transaction.on_commit(lambda: _bump_version(router_id))
+        transaction.on_commit(lambda: bump_histogram_version(router_id))
 
 
 def rebuild_winrates(cursor: Any, *, router_id: int, day: date, watermark: int) -> None:
@@ -103,7 +110,7 @@ def rebuild_winrates(cursor: Any, *, router_id: int, day: date, watermark: int) 
         + _select(1).format(where=where),
         {"router": router_id, "day": day, "wm": watermark},
     )
-    transaction.on_commit(lambda: _bump_version(router_id))
+    transaction.on_commit(lambda: bump_histogram_version(router_id))
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,6 @@ class BucketSums:
     tier: str
     above: bool
     requests: int
-    priced: int
     cost: float
     baseline: float
     prompt_tokens: int
@@ -126,44 +132,69 @@ _SUMMED = ", ".join(f"sum({name})::{_TYPE[name]}" for name, _ in WINRATE_SUMS)
 _READ = f"""
     SELECT bucket, tier, above, {_SUMMED}
     FROM tracking_winratebucket
-    WHERE router_id = %(router)s AND day >= %(start)s {{domain}}
+    WHERE router_id = %(router)s AND day >= %(start)s AND day < %(end)s {{domain}}
     GROUP BY 1, 2, 3
     HAVING sum(requests) <> 0
 """
+HISTOGRAM_CACHE_SECONDS = 600
 
 
 def winrate_histogram(
-    *, router_id: int, start: date, domain: str | None = None
+    *, router_id: int, start: date, domain: str | None = None, today: date | None = None
 ) -> list[BucketSums]:
     """The histogram of a router's folded events from UTC day `start` on (one domain or all).
 
-    Cached (Redis) per rollup watermark: the histogram only changes when the rollup job moves
-    the watermark, or when a rebuild or an outcome's unfold bumps the router's version, so the
-    what-if slider's requests after the first read a cached answer. Fails open without Redis.
+    Read in two parts, each cached (Redis; without it, read from PostgreSQL): the closed days
+    before today, keyed by the router's histogram version, which only a fold into a past day, a
+    rebuild, an outcome's unfold or a retention purge bumps; and today, keyed by the rollup
+    watermark, which every rollup run moves. So after a run only today's rows are read again
+    (at most domains x tiers x 1000), not the whole window. The day boundary is the database
+    server's UTC date for folds and this process's for reads: keep their clocks in step.
     """
+    today = today or datetime.now(UTC).date()
+    version = _cache_call(cache.get, _version_key(router_id)) or 0
+    scope = f"{router_id}:{domain or ''}:{version}"
+    rows: list[tuple] = []
     with connection.cursor() as cursor:
+        if start < today:
+            key = f"winrates-closed:{scope}:{start}:{today}"
+            rows += _cached_rows(cursor, key, router_id, start, today, domain)
         cursor.execute("SELECT xid FROM tracking_rollupwatermark WHERE id = 1")
-        row = cursor.fetchone()
-        key = f"winrates:{router_id}:{start}:{domain or ''}:{row[0] if row else 0}"
-        key += f":{_cache_call(cache.get, _version_key(router_id)) or 0}"
-        cached = _cache_call(cache.get, key)
-        if cached is not None:
-            return [BucketSums(*item) for item in cached]
-        params: dict[str, Any] = {"router": router_id, "start": start, "domain": domain}
-        cursor.execute(_READ.format(domain="AND domain = %(domain)s" if domain else ""), params)
-        rows = cursor.fetchall()
+        watermark = cursor.fetchone()
+        first = max(start, today)
+        key = f"winrates-today:{scope}:{first}:{watermark[0] if watermark else 0}"
+        rows += _cached_rows(cursor, key, router_id, first, date.max, domain)
+    return _merged(rows)
+
+
+def _cached_rows(
+    cursor: Any, key: str, router_id: int, start: date, end: date, domain: str | None
+) -> list[tuple]:
+    cached = _cache_call(cache.get, key)
+    if cached is not None:
+        return cached
+    params = {"router": router_id, "start": start, "end": end, "domain": domain}
+    cursor.execute(_READ.format(domain="AND domain = %(domain)s" if domain else ""), params)
+    rows = cursor.fetchall()
     _cache_call(cache.set, key, rows, HISTOGRAM_CACHE_SECONDS)
-    return [BucketSums(*item) for item in rows]
+    return rows
 
 
-HISTOGRAM_CACHE_SECONDS = 600
+def _merged(rows: list[tuple]) -> list[BucketSums]:
+    sums: dict[tuple, list] = {}
+    for bucket, tier, above, *values in rows:
+        total = sums.setdefault((bucket, tier, above), [0] * len(values))
+        for index, value in enumerate(values):
+            total[index] += value
+    return [BucketSums(*key, *values) for key, values in sums.items() if values[0]]
 
 
 def _version_key(router_id: int) -> str:
     return f"winrates-version:{router_id}"
 
 
-def _bump_version(router_id: int) -> None:
+def bump_histogram_version(router_id: int) -> None:
+    """Drop a router's cached histograms (after a change to its closed days)."""
     key = _version_key(router_id)
     if not _cache_call(cache.add, key, 1, None):
         _cache_call(cache.incr, key)
