@@ -123,8 +123,15 @@ def short_lived_connections():
     recorder.autostart = True
 
 
-def test_run__a_polling_sdk_sees_the_calibrator_revision_within_a_second(
-    short_lived_connections, live_server, router, router_key, guard_rails, tmp_path, monkeypatch
+def test_run__on_the_worker__a_polling_sdk_sees_the_calibrator_revision_within_a_second(
+    celery_worker,
+    short_lived_connections,
+    live_server,
+    router,
+    router_key,
+    guard_rails,
+    tmp_path,
+    monkeypatch,
 ):
     from routing import FeatureFlags
     from routing.client import FlagsPoller
@@ -143,7 +150,9 @@ def test_run__a_polling_sdk_sees_the_calibrator_revision_within_a_second(
             time.sleep(0.01)
         time.sleep(0.2)  # the SDK is now waiting in its long-poll
 
-        assert tasks.recalibrate_thresholds() == 1
+        # The beat job's task on a real worker (its own process and settings: the defaults,
+        # minimum sample 500 and a step of 0.05, which these 800 calls pass).
+        assert tasks.recalibrate_thresholds.delay().get(timeout=60) == 1
         published = time.monotonic()
         while flags.document().get("revision") != number + 1:
             assert time.monotonic() - published < 1.0, "SDK did not see the revision in 1 s"
