@@ -121,12 +121,9 @@ def serve(
             process.wait(5)
 
 
-@contextmanager
-def gunicorn(name: str, **env: str) -> Iterator[int]:
-    """config.wsgi under gunicorn (2 workers, DEBUG off) on database `name`; yields the
-    port. `env`: extra environment variables for the server."""
-    port = free_port()
-    server_env = dict(
+def server_env(name: str, **env: str) -> dict[str, str]:
+    """The environment of an app server on database `name` (DEBUG off, quiet logs)."""
+    return dict(
         os.environ,
         DATABASE_URL=database_url(name),
         DEBUG="0",
@@ -135,11 +132,34 @@ def gunicorn(name: str, **env: str) -> Iterator[int]:
         LOG_LEVEL="WARNING",
         **env,
     )
+
+
+@contextmanager
+def uvicorn(name: str, app: str = "config.asgi:application", **env: str) -> Iterator[int]:
+    """The README's run command for the web server: config.asgi:application under uvicorn,
+    2 workers, uvloop + httptools, no access log (as controlplane/run.py starts it, DEBUG off),
+    on database `name`; yields the port once it listens. `app`: another ASGI app to compare."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", app,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--timeout-graceful-shutdown", "5", "--log-level", "warning",
+    ]  # fmt: skip
+    with serve(command, port, server_env(name, **env)):
+        yield port
+
+
+@contextmanager
+def gunicorn(name: str, **env: str) -> Iterator[int]:
+    """config.wsgi under gunicorn (2 workers, DEBUG off) on database `name`; yields the
+    port. `env`: extra environment variables for the server."""
+    port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "2",
         "-b", f"127.0.0.1:{port}", "--log-level", "warning",
     ]  # fmt: skip
-    with serve(command, port, server_env):
+    with serve(command, port, server_env(name, **env)):
         yield port
 
 

@@ -1,10 +1,17 @@
-"""Ingestion throughput: POST /api/v1/events (gunicorn, 2 workers) vs a raw COPY of the same rows.
+"""Ingestion throughput: POST /api/v1/events vs a raw COPY of the same rows, in one run.
 
-    .venv/bin/python bench/ingest.py [--events 100000] [--clients 4] [--keep]
+    .venv/bin/python bench/ingest.py [--events 100000] [--clients 4] [--server uvicorn|gunicorn]
+                                     [--keep]
 
-Uses its own database (rp_bench_c_ingest on the PostgreSQL of BENCH_PG, default
-postgres://postgres@127.0.0.1:5432), dropped at the end unless --keep. Prints events/s of each
-and the ratio (goal: API >= 35 % of raw COPY).
+The server is by default the README's run command (uvicorn, 2 workers, uvloop + httptools,
+config.asgi:application: batches are answered by the ingestion fast path); `--server
+gunicorn` runs config.wsgi under gunicorn (2 sync workers) and `--server uvicorn-django`
+the same uvicorn with Django alone (config.asgi:django_application, no fast paths), for
+comparison. Clients are
+processes, each on one keep-alive connection, posting batches of 1000 events. Uses its own
+database (rp_bench_c_ingest on the PostgreSQL of BENCH_PG, default
+postgres://postgres@127.0.0.1:5432), dropped at the end unless --keep. Prints events/s of each,
+the ratio (goal: API >= 35 % of raw COPY) and how many batches the fast path answered.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
-from common import create_database, database_url, drop_database, gunicorn, setup_django
+from common import create_database, database_url, drop_database, gunicorn, setup_django, uvicorn
 
 DB = "rp_bench_c_ingest"
 DB_URL = database_url(DB)
@@ -57,7 +64,7 @@ def post_worker(url: str, key: str, bodies: list[bytes], out: multiprocessing.Qu
     target = url.split("//", 1)[1]
     conn = http.client.HTTPConnection(target, timeout=60)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    accepted = 0
+    accepted = fast = 0
     for body in bodies:
         conn.request("POST", "/api/v1/events", body=body, headers=headers)
         response = conn.getresponse()
@@ -65,7 +72,34 @@ def post_worker(url: str, key: str, bodies: list[bytes], out: multiprocessing.Qu
         if response.status != 200:
             raise SystemExit(f"HTTP {response.status}: {data[:200]!r}")
         accepted += orjson.loads(data)["accepted"]
-    out.put(accepted)
+        fast += response.getheader("x-routeplane-ingest") == "fast"
+    out.put((accepted, fast))
+
+
+def run_clients(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[int, int]:
+    """Post `bodies` from `clients` processes at once; (events accepted, fast-path answers)."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(target=post_worker, args=(url, key, bodies[i::clients], queue))
+        for i in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:  # the results are a few bytes each: joining first cannot block
+        proc.join()
+        if proc.exitcode:
+            raise SystemExit(f"a client failed (exit {proc.exitcode})")
+    results = [queue.get(timeout=10) for _ in procs]
+    return sum(a for a, _ in results), sum(f for _, f in results)
+
+
+def database_sessions() -> int:
+    """Sessions (connections) opened on the bench database so far (PostgreSQL >= 14): a new
+    connection per batch is what made Django alone slow under ASGI."""
+    with psycopg.connect(DB_URL, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
 
 
 def setup_database() -> tuple[int, str]:
@@ -108,31 +142,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--server", choices=["uvicorn", "gunicorn", "uvicorn-django"], default="uvicorn"
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
     router_id, key = setup_database()
     batches = make_batches(args.events)
     bodies = [orjson.dumps({"events": batch}) for batch in batches]
-    with gunicorn(DB, ROUTEPLANE_API_RATE="100000000/min") as port:
+    servers = {
+        "uvicorn": uvicorn(DB, ROUTEPLANE_API_RATE="100000000/min"),
+        "uvicorn-django": uvicorn(
+            DB, "config.asgi:django_application", ROUTEPLANE_API_RATE="100000000/min"
+        ),
+        "gunicorn": gunicorn(DB, ROUTEPLANE_API_RATE="100000000/min"),
+    }
+    with servers[args.server] as port:
         url = f"http://127.0.0.1:{port}"
-        # Warm-up: both workers import, connect and create their stage table.
-        warm = [orjson.dumps({"events": b}) for b in make_batches(4000)]
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        post_worker(url, key, warm, queue)
-
-        shares = [bodies[i :: args.clients] for i in range(args.clients)]
-        procs = [
-            multiprocessing.Process(target=post_worker, args=(url, key, share, queue))
-            for share in shares
-        ]
+        # Warm-up, as many connections as clients: every worker imports, connects and creates
+        # its stage table(s); the fast path has loaded the key.
+        warm = [orjson.dumps({"events": b}) for b in make_batches(2000 * args.clients)]
+        run_clients(url, key, warm, args.clients)
+        sessions_before = database_sessions()
         started = time.perf_counter()
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
+        accepted, fast = run_clients(url, key, bodies, args.clients)
         api_seconds = time.perf_counter() - started
-        accepted = sum(queue.get() for _ in range(len(procs) + 1)) - 4000
+        sessions = database_sessions() - sessions_before
         if accepted != args.events:
             raise SystemExit(f"accepted {accepted} of {args.events}")
 
@@ -143,7 +179,16 @@ def main() -> None:
     copy_seconds = raw_copy(other.pk, batches)
     api_rate = args.events / api_seconds
     copy_rate = args.events / copy_seconds
-    print(f"events: {args.events} in batches of 1000, {args.clients} clients, gunicorn -w 2")
+    where = {
+        "uvicorn": "uvicorn, 2 workers, uvloop + httptools, config.asgi:application",
+        "uvicorn-django": "uvicorn, 2 workers, uvloop + httptools, Django alone "
+        "(config.asgi:django_application)",
+        "gunicorn": "gunicorn controlplane.wsgi, 2 sync workers",
+    }[args.server]
+    print(f"server: {where}")
+    print(f"events: {args.events} in batches of 1000, {args.clients} clients")
+    print(f"batches answered by the ingestion fast path: {fast} of {len(bodies)}")
+    print(f"database connections opened by the server during the API run: {sessions - 1}")
     print(f"API ingest: {api_rate:,.0f} events/s ({api_seconds:.2f} s)")
     print(f"raw COPY:   {copy_rate:,.0f} events/s ({copy_seconds:.2f} s)")
     print(f"API / raw COPY = {100 * api_rate / copy_rate:.1f} %  (goal >= 35 %)")

@@ -109,7 +109,8 @@ def main() -> None:
     from controlplane.actors import Actor
     from controlplane.models import ApiKey, Router
     from controlplane.services import create_api_key, create_router
-    from tracking.ingest import record_events, rollup_events
+    from tracking.ingest import record_events
+    from tracking.rollups import rollup_events
 
     actor = Actor.system("bench")
     router = Router.objects.filter(slug="bench").first() or create_router(slug="bench", actor=actor)

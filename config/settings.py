@@ -106,7 +106,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.staticfiles.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -242,6 +242,11 @@ SPECTACULAR_SETTINGS = {
 ROUTEPLANE_DATA_DIR = os.environ.get("ROUTEPLANE_DATA_DIR", str(BASE_DIR / "var"))
 # How often the flags fast path re-reads revisions even without a notification (self-healing).
 ROUTEPLANE_FLAGS_RECHECK_SECONDS = float(os.environ.get("ROUTEPLANE_FLAGS_RECHECK_SECONDS", "0.5"))
+# Router clients (controlplane/clients.py): at most this many rows per router (client ids past
+# it are not recorded; one warning per router every few minutes), deleted after this many days
+# unseen (a daily beat task).
+ROUTEPLANE_MAX_CLIENTS_PER_ROUTER = env_int("ROUTEPLANE_MAX_CLIENTS_PER_ROUTER", 1000)
+ROUTEPLANE_CLIENT_RETENTION_DAYS = max(1, env_int("ROUTEPLANE_CLIENT_RETENTION_DAYS", 30))
 
 # --- Metrics and webhooks (config/metrics.py, controlplane/webhooks/) -------------------
 # /metrics also accepts this token as Bearer (besides an operator API key).
@@ -263,7 +268,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own defaults give "django" a console handler of its own (with DEBUG on) on
+        # top of propagating to root: every warning was printed twice. Root prints it once.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # Threshold calibration (tracking.calibration) and the dynamic-threshold job: the fewest events

@@ -20,6 +20,7 @@ class DocumentRevision(Protocol):
     phase: str
     phase_domain: str
     kill_switch: bool
+    experiment: dict[str, Any] | None
 
     def flags_dict(self) -> dict[str, dict[str, Any]]: ...
 
@@ -42,6 +43,8 @@ def flags_document(*, slug: str, revision: DocumentRevision) -> dict[str, Any]:
         "kill_switch": revision.kill_switch,
         "config": revision.config,
         "flags": revision.flags_dict(),
+        # The running A/B experiment ({"id", "split", "treatment_threshold"}) or null.
+        "experiment": revision.experiment,
     }
 
 

@@ -59,7 +59,14 @@ class ConfigRevision(models.Model):
     actor = models.CharField(max_length=200)
     reason = models.TextField(blank=True, default="")
     restored_from = models.PositiveIntegerField(null=True, blank=True)
+    # The A/B experiment running under this revision ({"id", "split", "treatment_threshold"}),
+    # as the flags document shows it; null when none runs (controlplane.experiments).
+    experiment = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(default=timezone.now)
+
+    # Not stored: False on the current revision a write returns when it changed nothing
+    # (`services.publish_revision`), so callers can answer "changed": false.
+    changed: bool = True
 
     class Meta:
         ordering = ["router", "-number"]
@@ -285,3 +292,65 @@ class ScheduledChange(models.Model):
                 name="scheduled_change_status_known",
             ),
         ]
+
+
+class ExperimentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    CONCLUDED = "concluded", "Concluded"
+
+
+class Experiment(models.Model):
+    """An A/B test of a candidate threshold against the router's current config.
+
+    Control: the current revision's config as is. Treatment: the same config with
+    `config.threshold` replaced by `treatment_threshold` (a domain override's own threshold
+    still wins, exactly as it would once the treatment is applied); 0.0 sends every routed
+    request to the strong model, so "routed vs all strong" is a treatment of 0.0 when the
+    control routes. `split` is the share of keys in the treatment arm. Services in
+    controlplane.experiments move it draft -> running -> stopped -> concluded.
+    """
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=200)
+    treatment_threshold = models.FloatField()
+    split = models.FloatField(default=0.5)
+    status = models.CharField(
+        max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT
+    )
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    conclusion = models.TextField(blank=True, default="")
+    applied_revision = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["router", "-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ExperimentStatus]),
+                name="experiment_status_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(split__gte=0) & Q(split__lte=1), name="experiment_split_fraction"
+            ),
+            models.CheckConstraint(
+                condition=Q(treatment_threshold__gte=0) & Q(treatment_threshold__lte=1),
+                name="experiment_threshold_fraction",
+            ),
+            models.UniqueConstraint(
+                fields=["router"],
+                condition=Q(status="running"),
+                name="one_running_experiment_per_router",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.router_id}:{self.name}"
+
+    def document_entry(self) -> dict[str, Any]:
+        """What the flags document carries while it runs (routing.experiments reads it)."""
+        return {"id": self.pk, "split": self.split, "treatment_threshold": self.treatment_threshold}

@@ -13,6 +13,9 @@ ROLE_GROUPS = ("operator", "viewer")
 STALE_CLIENTS_SCHEDULE = "controlplane: stale clients"
 SCHEDULED_CHANGES_SCHEDULE = "controlplane: apply scheduled changes"
 SCHEDULED_CHANGES_EVERY_SECONDS = 10
+EXPIRE_CLIENTS_SCHEDULE = "controlplane: expire clients"
+EXPIRE_CLIENTS_CRONTAB = {"minute": "47", "hour": "3"}  # daily, UTC, after tracking's purge
+END_EXPERIMENTS_SCHEDULE = "controlplane: end experiments"
 
 
 def ensure_reference_data(apps: Any = global_apps) -> None:
@@ -36,6 +39,27 @@ def ensure_reference_data(apps: Any = global_apps) -> None:
             name=SCHEDULED_CHANGES_SCHEDULE,
             task="controlplane.tasks.apply_scheduled_changes",
             interval=every,
+        )
+    if not PeriodicTask.objects.filter(name=EXPIRE_CLIENTS_SCHEDULE).exists():
+        CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
+        daily, _ = CrontabSchedule.objects.get_or_create(
+            **EXPIRE_CLIENTS_CRONTAB,
+            day_of_week="*",
+            day_of_month="*",
+            month_of_year="*",
+            timezone="UTC",
+        )
+        PeriodicTask.objects.create(
+            name=EXPIRE_CLIENTS_SCHEDULE,
+            task="controlplane.tasks.expire_router_clients",
+            crontab=daily,
+        )
+    if not PeriodicTask.objects.filter(name=END_EXPERIMENTS_SCHEDULE).exists():
+        every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+        PeriodicTask.objects.create(
+            name=END_EXPERIMENTS_SCHEDULE,
+            task="controlplane.tasks.end_experiments",
+            interval=every_minute,
         )
 
 

@@ -81,9 +81,17 @@ def publish_revision(
 ) -> ConfigRevision:
     """Write the next revision, point the router at it, audit it and notify the flag servers.
 
-    Must run inside the caller's transaction, with the router row locked. A change the
+    Must run inside the caller's transaction, with the router row locked. One rule for every
+    write (API, dashboard, commands): a snapshot equal to `before` changes nothing, so it
+    publishes nothing and the current revision comes back with `changed` False. A change the
     router's change policy holds raises ApprovalRequired instead (controlplane.approvals).
     """
+    if before is not None and not before.diff(snapshot):
+        current = ConfigRevision.objects.prefetch_related("flag_states").get(
+            pk=router.current_revision_id
+        )
+        current.changed = False
+        return current
     last = router.revisions.order_by("-number").values_list("number", flat=True).first() or 0
     if before is not None:
         check_policy(
@@ -103,6 +111,7 @@ def publish_revision(
         phase_domain=snapshot.phase_domain,
         kill_switch=snapshot.kill_switch,
         kill_switch_reason=snapshot.kill_switch_reason,
+        experiment=snapshot.experiment,
         action=action,
         actor=actor.label,
         reason=reason,
@@ -219,14 +228,12 @@ def edit_config(
     actor: Actor,
     expected_revision: int | None = None,
     reason: str = "",
-) -> ConfigRevision | None:
+) -> ConfigRevision:
     """Save an edited config form: only the fields whose values changed go in the revision, so
-    its diff reads as the edit. None when nothing changed (nothing written)."""
+    its diff reads as the edit (nothing changed: the current revision, `changed` False)."""
     router, current = locked_router(router)
     _check_expected(current, expected_revision)
     changes = Snapshot.of(current).config_changes(values)
-    if not changes:
-        return None
     return update_config(
         router=router,
         changes=changes,
@@ -329,7 +336,9 @@ def step_back(
     before = Snapshot.of(current)
     if target is not None:
         after = Snapshot.of(target).evolve(
-            kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
+            kill_switch=before.kill_switch,
+            kill_switch_reason=before.kill_switch_reason,
+            experiment=before.experiment,  # experiments start and stop only by their services
         )
         restored = target.number
     else:
@@ -386,7 +395,8 @@ def rollback_to(
     reason: str = "",
     expected_revision: int | None = None,
 ) -> ConfigRevision:
-    """Publish a copy of revision `number`: its config, flags and phase; kill switch kept."""
+    """Publish a copy of revision `number`: its config, flags and phase; kill switch (and the
+    running experiment) kept."""
     router, current = locked_router(router)
     _check_expected(current, expected_revision)
     target = router.revisions.filter(number=number).prefetch_related("flag_states").first()
@@ -394,7 +404,9 @@ def rollback_to(
         raise _fail("revision", f"router {router.slug} has no revision {number}")
     before = Snapshot.of(current)
     after = Snapshot.of(target).evolve(
-        kill_switch=before.kill_switch, kill_switch_reason=before.kill_switch_reason
+        kill_switch=before.kill_switch,
+        kill_switch_reason=before.kill_switch_reason,
+        experiment=before.experiment,  # experiments start and stop only by their services
     )
     revision = publish_revision(
         router=router,

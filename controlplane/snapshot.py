@@ -27,6 +27,8 @@ class Snapshot:
     phase_domain: str = ""
     kill_switch: bool = False
     kill_switch_reason: str = ""
+    # The running A/B experiment's document entry (controlplane.experiments), or None.
+    experiment: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, revision: ConfigRevision) -> Snapshot:
@@ -37,6 +39,7 @@ class Snapshot:
             phase_domain=revision.phase_domain,
             kill_switch=revision.kill_switch,
             kill_switch_reason=revision.kill_switch_reason,
+            experiment=copy.deepcopy(revision.experiment),
         )
 
     def evolve(self, **changes: Any) -> Snapshot:
@@ -56,7 +59,7 @@ class Snapshot:
         return replace(self, flags=flags)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "config": self.config,
             "flags": self.flags,
             "phase": self.phase,
@@ -64,6 +67,9 @@ class Snapshot:
             "kill_switch": self.kill_switch,
             "kill_switch_reason": self.kill_switch_reason,
         }
+        if self.experiment is not None:  # absent, not null, so older diffs read the same
+            state["experiment"] = self.experiment
+        return state
 
     def diff(self, after: Snapshot) -> dict[str, dict[str, Any]]:
         """What changed from self to `after`, as {"config.threshold": {"before", "after"}}."""

@@ -6,7 +6,10 @@ import logging
 from collections import Counter
 
 from celery import shared_task
+from django.conf import settings
 
+from controlplane.clients import expire_clients
+from controlplane.experiments import stop_ended_experiments
 from controlplane.scheduled_changes import apply_due_changes
 from controlplane.selectors import stale_client_list
 
@@ -39,3 +42,20 @@ def detect_stale_clients(minutes: int = 10) -> int:
 def apply_scheduled_changes() -> int:
     """Apply the scheduled changes that are due (exactly once, whoever runs it)."""
     return apply_due_changes()
+
+
+@shared_task(name="controlplane.tasks.expire_router_clients")
+def expire_router_clients(days: int | None = None) -> int:
+    """Delete router clients not seen for `days` (ROUTEPLANE_CLIENT_RETENTION_DAYS) days, so
+    client ids that stopped polling free their place under the per-router cap."""
+    days = days or settings.ROUTEPLANE_CLIENT_RETENTION_DAYS
+    deleted = expire_clients(days=days)
+    if deleted:
+        log.info("deleted %d router clients not seen for %s days", deleted, days)
+    return deleted
+
+
+@shared_task(name="controlplane.tasks.end_experiments")
+def end_experiments() -> int:
+    """Stop the A/B experiments whose planned end has passed."""
+    return stop_ended_experiments()

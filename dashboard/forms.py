@@ -210,8 +210,11 @@ class ScheduleForm(forms.Form):
     """One scheduled change; `params()` gives the service the fields of the chosen action."""
 
     action = forms.ChoiceField(choices=ScheduledAction.choices)
-    phase = forms.ChoiceField(choices=Phase.choices, required=False)
-    domain = forms.ChoiceField(choices=[("", "—"), *DOMAIN_CHOICES], required=False)
+    # Labels of their own: the page's phase form has a "Phase" and a "Domain" too.
+    phase = forms.ChoiceField(choices=Phase.choices, required=False, label="Phase to set")
+    domain = forms.ChoiceField(
+        choices=[("", "—"), *DOMAIN_CHOICES], required=False, label="Domain to route"
+    )
     flag = forms.ChoiceField(choices=[(n, n) for n in FLAG_NAMES], required=False)
     enabled = forms.BooleanField(required=False, label="Enabled")
     rollout_percent = forms.IntegerField(required=False, min_value=0, max_value=100)

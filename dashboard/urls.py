@@ -1,7 +1,18 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard.views import audit, calibration, changes, login, overview, routers, savings, webhooks
+from dashboard.views import (
+    audit,
+    calibration,
+    changes,
+    experiments,
+    guardrail,
+    login,
+    overview,
+    routers,
+    savings,
+    webhooks,
+)
 
 app_name = "dashboard"
 
@@ -61,6 +72,42 @@ urlpatterns = [
         "routers/<slug:slug>/webhooks/<int:endpoint_id>/remove/",
         webhooks.webhook_delete,
         name="router-webhook-delete",
+    ),
+    path("routers/<slug:slug>/guardrail/", guardrail.router_guardrail, name="router-guardrail"),
+    path(
+        "routers/<slug:slug>/guardrail/save/",
+        guardrail.router_guardrail_save,
+        name="router-guardrail-save",
+    ),
+    path(
+        "routers/<slug:slug>/guardrail/banner/",
+        guardrail.router_guardrail_banner,
+        name="router-guardrail-banner",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/",
+        experiments.router_experiments,
+        name="router-experiments",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/add/",
+        experiments.experiment_create,
+        name="router-experiment-create",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>/start/",
+        experiments.experiment_start,
+        name="router-experiment-start",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>/stop/",
+        experiments.experiment_stop,
+        name="router-experiment-stop",
+    ),
+    path(
+        "routers/<slug:slug>/experiments/<int:experiment_id>/conclude/",
+        experiments.experiment_conclude,
+        name="router-experiment-conclude",
     ),
     path(
         "routers/<slug:slug>/calibration/",

@@ -31,9 +31,9 @@ from routing.remote import HttpResult, Remote, open_connection, request
 log = logging.getLogger("routing.client")
 
 LONG_POLL_SECONDS = 30
-FIRST_DOCUMENT_TIMEOUT = 2.0  # CONTRACT §1: FeatureFlags() waits at most this long
+FIRST_DOCUMENT_TIMEOUT = 2.0  # FeatureFlags() waits at most this long (README: the router SDK)
 BACKOFF_START = 0.05
-BACKOFF_CAP = 1.0  # CONTRACT §1: while the control plane is down, retry at least every second
+BACKOFF_CAP = 1.0  # while the control plane is down, retry at least every second
 
 
 def default_cache_path(remote: Remote) -> Path:

@@ -168,6 +168,7 @@ CONFIG_FIELDS: tuple[str, ...] = tuple(
 LOCAL_FIELDS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(RouteLLMConfig) if f.metadata.get("local")
 )
+ROUTER_TYPES: tuple[str, ...] = tuple(t.value for t in RouterType)
 _BOOL_FIELDS = {
     "enabled",
     "fallback_enabled",
@@ -218,8 +219,8 @@ def config_errors(data: dict[str, Any], *, partial: bool = False) -> dict[str, l
     if "router_type" in data:
         value = data["router_type"]
         raw = value.value if isinstance(value, RouterType) else value
-        if raw not in {t.value for t in RouterType}:
-            known = ", ".join(t.value for t in RouterType)
+        if not _is_router_type(raw):
+            known = ", ".join(ROUTER_TYPES)
             add("router_type", f"unknown router type {raw!r} (known: {known})")
     for name in ("threshold", "cost_optimization_target"):
         if name in data:
@@ -239,21 +240,29 @@ def config_errors(data: dict[str, Any], *, partial: bool = False) -> dict[str, l
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             add("metrics_retention_days", "must be an integer >= 1 (days)")
     if "domain_routing_overrides" in data:
-        for message in _override_errors(data["domain_routing_overrides"]):
-            add("domain_routing_overrides", message)
+        for path, message in _override_errors(data["domain_routing_overrides"]):
+            add(path, message)
     return errors
 
 
-def _override_errors(overrides: Any) -> list[str]:
+def _is_router_type(value: Any) -> bool:
+    # Checked as a string first: a JSON object or list is unhashable (a set lookup would raise).
+    return isinstance(value, str) and value in ROUTER_TYPES
+
+
+def _override_errors(overrides: Any) -> list[tuple[str, str]]:
+    """(path, message) for each problem, the path naming the value: `<field>.<domain>.<key>`."""
+    field = "domain_routing_overrides"
     if not isinstance(overrides, dict):
-        return ["must be an object keyed by domain"]
-    messages = []
+        return [(field, "must be an object keyed by domain")]
+    problems = []
     for domain, override in overrides.items():
+        where = f"{field}.{domain}"
         if domain not in KNOWN_DOMAINS:
-            messages.append(f"unknown domain {domain!r} (known: {', '.join(KNOWN_DOMAINS)})")
+            problems.append((where, f"unknown domain (known: {', '.join(KNOWN_DOMAINS)})"))
             continue
         if not isinstance(override, dict):
-            messages.append(f"{domain}: must be an object")
+            problems.append((where, "must be an object"))
             continue
         for key, value in override.items():
             expected = _OVERRIDE_FIELDS.get(key)
@@ -261,16 +270,14 @@ def _override_errors(overrides: Any) -> list[str]:
                 continue  # free-form extras are kept, as in the seed
             if expected is float:
                 if not _is_number(value) or not 0 <= value <= 1:
-                    messages.append(f"{domain}.{key}: must be a number between 0 and 1")
+                    problems.append((f"{where}.{key}", "must be a number between 0 and 1"))
             elif expected is bool and not isinstance(value, bool):
-                messages.append(f"{domain}.{key}: must be a boolean")
+                problems.append((f"{where}.{key}", "must be a boolean"))
             elif expected is str and (not isinstance(value, str) or not value):
-                messages.append(f"{domain}.{key}: must be a non-empty string")
-        if "router_type" in override and override["router_type"] not in {
-            t.value for t in RouterType
-        }:
-            messages.append(f"{domain}.router_type: unknown router type")
-    return messages
+                problems.append((f"{where}.{key}", "must be a non-empty string"))
+            elif key == "router_type" and not _is_router_type(value):
+                problems.append((f"{where}.{key}", "unknown router type"))
+    return problems
 
 
 def validate_config_dict(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from typing import Any
 
 from routing.config import KNOWN_DOMAINS, RouteLLMConfig, RouterType, parse_router_type
 from routing.evaluation import should_route
+from routing.experiments import experiment_arm
 from routing.model_calls import CallResult, call_models, describe, last_user_text
 
 log = logging.getLogger("routing.domain_router")
@@ -201,6 +202,7 @@ class RoutingDecision:
     latency_ms: float
     event_id: str | None
     revision: int | None = None
+    ab_group: str | None = None  # the key's A/B arm ("control"/"treatment"), if one runs
     # Set by the DomainRouter that made the decision: records an outcome for its event.
     recorder: Callable[..., bool] | None = field(default=None, repr=False, compare=False)
 
@@ -440,7 +442,10 @@ class DomainRouter:
         if key is None:
             key = hashlib.sha256(text.encode()).hexdigest()
         override = (config.domain_routing_overrides or {}).get(domain or "") or {}
-        threshold = float(override.get("threshold", config.threshold))
+        # A/B: a treatment key routes with the experiment's threshold (routing.experiments).
+        ab_group, treatment_threshold = experiment_arm(document, key)
+        base_threshold = config.threshold if treatment_threshold is None else treatment_threshold
+        threshold = float(override.get("threshold", base_threshold))
         strong = override.get("strong_model") or config.strong_model
         weak = override.get("weak_model") or config.weak_model
         default = self._default_model(config, override)
@@ -474,6 +479,7 @@ class DomainRouter:
             latency_ms=latency_ms,
             event_id=None,
             revision=revision if isinstance(revision, int) and revision > 0 else None,
+            ab_group=ab_group,
         )
         return decision, config, error
 
@@ -518,7 +524,13 @@ class DomainRouter:
         else:
             method = "default"
         monitored = config.performance_monitoring_enabled
-        decision.recorder = self._outcome_recorder(config)
+        decision.recorder = self._record_outcome if monitored else self._record_outcome_unmonitored
+        if routing_error and error:
+            error = f"{routing_error}; {error}"[:2000]
+        elif routing_error or error:
+            error = (routing_error or error)[:2000]
+        else:
+            error = None
         try:
             return self.tracker.track_routing_decision(
                 text=text,
@@ -533,8 +545,9 @@ class DomainRouter:
                 if monitored
                 else None,
                 revision=decision.revision,
+                ab_group=decision.ab_group,
                 fallback_used=decision.fallback_used,
-                error="; ".join(e for e in (routing_error, error) if e)[:2000] or None,
+                error=error,
                 success=success,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
@@ -543,19 +556,17 @@ class DomainRouter:
             log.exception("routeplane: tracking the decision failed")
             return None
 
-    def _outcome_recorder(self, config: RouteLLMConfig) -> Callable[..., bool]:
-        monitored = config.performance_monitoring_enabled
+    def _record_outcome(self, event_id: str, **outcome: Any) -> bool:
+        try:
+            return bool(self.tracker.record_outcome(event_id, **outcome))
+        except Exception:  # a tracker without outcomes, or its bug: never the caller's
+            log.exception("routeplane: recording the outcome failed")
+            return False
 
-        def record(event_id: str, **outcome: Any) -> bool:
-            if not monitored:
-                outcome["latency_ms"] = None
-            try:
-                return bool(self.tracker.record_outcome(event_id, **outcome))
-            except Exception:  # a tracker without outcomes, or its bug: never the caller's
-                log.exception("routeplane: recording the outcome failed")
-                return False
-
-        return record
+    def _record_outcome_unmonitored(self, event_id: str, **outcome: Any) -> bool:
+        """Performance monitoring off: the call's latency is not recorded."""
+        outcome["latency_ms"] = None
+        return self._record_outcome(event_id, **outcome)
 
     # --- the call ----------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The flag rule routers and the control plane share (CONTRACT §5).
+"""The flag rule routers and the control plane share (README: "Rollout phases, kill switch,
+rollback").
 
 Pure functions over the flags document (`{"kill_switch", "config", "flags"}`), so the SDK, the
 server and the dashboard evaluate a flag the same way on every machine and Python version.
@@ -117,6 +118,9 @@ def document_errors(value: object) -> list[str]:
                 errors.append(f"flags.{name}.rollout_percent: must be an integer 0-100")
     else:
         errors.append("flags: must be an object")
+    from routing.experiments import experiment_errors
+
+    errors.extend(experiment_errors(value.get("experiment")))
     return errors
 
 
@@ -131,4 +135,5 @@ def safe_default_document() -> dict[str, Any]:
         "kill_switch": False,
         "config": default_config_dict(),
         "flags": {name: {"enabled": False, "rollout_percent": 0} for name in FLAG_NAMES},
+        "experiment": None,
     }

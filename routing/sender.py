@@ -28,6 +28,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ def is_unknown_event(errors: Any) -> bool:
 
 
 QueueEntry = tuple[str, dict[str, Any], float | None]
+# Turns queued events into what is posted or spooled, leaving out those it refuses. It runs on
+# the sender thread (or where a batch is spooled), so the caller's `put` stays cheap.
+PrepareEvents = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 @dataclass
@@ -95,8 +99,10 @@ class Sender:
         spool_max_bytes: int,
         max_send_attempts: int,
         outcome_retry_seconds: float = OUTCOME_RETRY_SECONDS,
+        prepare_events: PrepareEvents | None = None,
     ) -> None:
         self.remote = remote
+        self.prepare_events = prepare_events
         self.spool_dir = spool_root / remote.identity
         self.max_queue = max(1, max_queue)
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
@@ -211,8 +217,14 @@ class Sender:
                 if not self._queue:
                     self._flush_requested = False
             try:
+                if batch and kind == EVENTS and self.prepare_events is not None:
+                    batch = self.prepare_events(batch)
+                    first_refused = [None] * len(batch)  # events are never refused for that
                 if batch:
                     self._deliver(kind, batch, first_refused)
+            except Exception as exc:  # e.g. a value JSON cannot hold: never let the thread die
+                self.counts[kind].dropped += len(batch)
+                self._log_once(f"failed-{kind}", "dropped %d %s: %r", len(batch), kind, exc)
             finally:
                 with self._cond:
                     self._in_flight = 0
@@ -348,7 +360,11 @@ class Sender:
         start = 0
         for end in range(1, len(entries) + 1):
             if end == len(entries) or entries[end][0] != entries[start][0]:
-                self._spill(entries[start][0], [item for _, item, _ in entries[start:end]])
+                kind, items = entries[start][0], [item for _, item, _ in entries[start:end]]
+                if kind == EVENTS and self.prepare_events is not None:
+                    items = self.prepare_events(items)
+                if items:
+                    self._spill(kind, items)
                 start = end
 
     def _spill(self, kind: str, items: list[dict[str, Any]]) -> None:

@@ -19,14 +19,20 @@ import http.client
 import logging
 import os
 import threading
-import uuid
+import time
 import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from routing.events import OUTCOME_FIELDS, validate_event, validate_outcome
+from routing.events import (
+    OUTCOME_FIELDS,
+    new_event_id,
+    validate_event,
+    validate_events,
+    validate_outcome,
+)
 from routing.prices import PriceBook, price_book_from_table, shipped_price_book
 from routing.remote import Remote, request, resolve_remote
 from routing.reports import RoutingMetrics, TrackedEvent, local_report
@@ -34,6 +40,7 @@ from routing.sender import EVENTS, MAX_BATCH, OUTCOMES, Sender, default_spool_ro
 
 log = logging.getLogger("routing.tracker")
 
+# The optional fields a caller may pass as keywords.
 EVENT_FIELDS = frozenset(
     {
         "model_tier",
@@ -49,6 +56,17 @@ EVENT_FIELDS = frozenset(
         "ab_group",
     }
 )
+# Every field an event is sent with (others passed as keywords are ignored).
+ITEM_FIELDS = EVENT_FIELDS | {
+    "event_id",
+    "timestamp",
+    "selected_model",
+    "domains",
+    "routing_method",
+    "estimated_cost",
+    "text_sha256",
+    "text_length",
+}
 REPORT_FLUSH_SECONDS = 5.0
 
 
@@ -109,6 +127,7 @@ class CostTracker:
                 flush_interval=flush_interval,
                 spool_max_bytes=spool_max_bytes,
                 max_send_attempts=max_send_attempts,
+                prepare_events=self._prepare_events,
             )
         # Remote mode keeps a smaller copy: only a fallback when the reports endpoint is down.
         if history_limit is None:
@@ -116,7 +135,10 @@ class CostTracker:
         self.history_limit = max(1, history_limit)
         # Insertion-ordered by event id: outcomes find their event, the oldest go first.
         # (An OrderedDict: popping a plain dict's oldest key is O(n) once deletions pile up.)
-        self._history: collections.OrderedDict[str, TrackedEvent] = collections.OrderedDict()
+        # Remote mode holds a pending event (a dict) until the sender thread validates it.
+        self._history: collections.OrderedDict[str, TrackedEvent | dict[str, Any]] = (
+            collections.OrderedDict()
+        )
         self._history_lock = threading.Lock()
         self._problems: set[str] = set()  # kinds of problems already logged (each logged once)
         if self.remote is not None:
@@ -139,56 +161,100 @@ class CostTracker:
     ) -> str:
         """Record one decision; returns its event id at once (never waits on the network).
 
-        The event is validated by the schema the control plane uses (routing.events); an
-        invalid one is logged (once per kind of problem), counted in `dropped` and not kept,
-        as the server would refuse it.
+        The event is validated by the schema the control plane uses (routing.events): when it
+        is stored (local mode) or on the sender thread before it is posted (remote mode: the
+        caller's thread only captures it). An invalid one is logged (once per kind of
+        problem), counted in `dropped`, and neither kept nor sent, as the server would refuse
+        it.
         """
-        now = datetime.now(UTC)
+        event_id = new_event_id()
         encoded = (text or "").encode("utf-8", "surrogatepass")
-        event_id = uuid.uuid4()
-        # Native UUID and datetime: msgspec validates them without parsing, orjson sends them.
-        event: dict[str, Any] = {
-            "event_id": event_id,
-            "timestamp": now,
-            "selected_model": selected_model,
-            "domains": list(domains or []),
-            "routing_method": routing_method,
-            "estimated_cost": estimated_cost,
-            "text_sha256": hashlib.sha256(encoded).hexdigest(),
-            "text_length": len(text or ""),
-        }
-        for name, value in extra.items():
-            if name in EVENT_FIELDS:
-                event[name] = value
-        if event.get("model_tier") is None:
-            event["model_tier"] = (
+        # The keyword arguments' own dict becomes the pending event (no copy); the fields set
+        # here win over extras of the same name, and unknown names are left out by
+        # `_event_item`, which also makes the timestamp a datetime (off the caller's thread).
+        event = extra
+        event["event_id"] = event_id
+        event["timestamp"] = time.time()
+        event["selected_model"] = selected_model
+        event["domains"] = list(domains) if domains else []
+        event["routing_method"] = routing_method
+        event["estimated_cost"] = estimated_cost
+        event["text_sha256"] = hashlib.sha256(encoded).hexdigest()
+        event["text_length"] = len(text or "")
+        if self.sender is None:
+            self._store(event)
+            return event_id
+        with self._history_lock:
+            self._history[event_id] = event  # validated when first read (_tracked)
+            while len(self._history) > self.history_limit:
+                self._history.popitem(last=False)
+        self.sender.put(EVENTS, event)
+        return event_id
+
+    def _event_item(self, pending: dict[str, Any]) -> dict[str, Any]:
+        """A pending event as the server takes it (and the schema validates it)."""
+        if pending.keys() <= ITEM_FIELDS:  # the usual case: nothing to leave out
+            item = pending.copy()
+        else:
+            item = {name: value for name, value in pending.items() if name in ITEM_FIELDS}
+        item["timestamp"] = datetime.fromtimestamp(pending["timestamp"], UTC)
+        if item.get("model_tier") is None:
+            model = item["selected_model"]
+            item["model_tier"] = (
                 "strong"
-                if selected_model == self.strong_model
+                if model == self.strong_model
                 else "weak"
-                if selected_model == self.weak_model
+                if model == self.weak_model
                 else "other"
             )
-        # The schema's NUL scan covers every field generically (~3 µs); the caller's strings
-        # are few, so look at them directly.
-        nul_field = next(
-            (k for k, v in event.items() if isinstance(v, str) and "\x00" in v),
-            "domains" if any("\x00" in str(d) for d in event["domains"]) else None,
-        )
-        valid, errors = validate_event(event, now, check_nul=False)
-        if valid is not None and nul_field is not None:
-            valid, errors = None, {nul_field: ["Must not contain the NUL character."]}
+        return item
+
+    def _store(self, pending: dict[str, Any]) -> None:
+        """Local mode: validate the event and keep it."""
+        valid, errors = validate_event(self._event_item(pending), datetime.now(UTC))
         if valid is None:
+            self._refused(errors)
+            return
+        with self._history_lock:
+            self._history[pending["event_id"]] = TrackedEvent(valid)
+            while len(self._history) > self.history_limit:
+                self._history.popitem(last=False)
+
+    def _prepare_events(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Remote mode, on the sender thread: validate a batch of pending events; the valid
+        ones are posted, the invalid ones counted. (Their history entries are settled only when
+        read: see `_tracked`.)"""
+        items = [self._event_item(pending) for pending in batch]
+        ready = []
+        for item, (valid, errors) in zip(
+            items, validate_events(items, datetime.now(UTC)), strict=True
+        ):
+            if valid is None:
+                self._refused(errors)
+            else:
+                ready.append(item)
+        return ready
+
+    def _tracked(self, event_id: str) -> TrackedEvent | None:
+        """The history's event (the caller holds the lock). A pending one (remote mode) is
+        validated on first read; the sender thread counts it if invalid."""
+        entry = self._history.get(event_id)
+        if isinstance(entry, dict):
+            valid, _ = validate_event(self._event_item(entry), datetime.now(UTC))
+            if valid is None:
+                del self._history[event_id]
+                return None
+            entry = self._history[event_id] = TrackedEvent(valid)
+        return entry
+
+    def _refused(self, errors: dict[str, list[str]]) -> None:
+        with self._history_lock:  # the sender thread and a spilling caller may both count
             self.invalid += 1
-            self._log_once(
-                "invalid-event:" + ",".join(sorted(errors)),
-                "routeplane: event not recorded, invalid %s",
-                errors,
-            )
-            return str(event_id)
-        self._remember(TrackedEvent(valid))
-        if self.sender is not None:
-            self.sender.put(EVENTS, event)
-        return str(event_id)
+        self._log_once(
+            "invalid-event:" + ",".join(sorted(errors)),
+            "routeplane: event not recorded, invalid %s",
+            errors,
+        )
 
     def record_outcome(
         self,
@@ -233,7 +299,7 @@ class CostTracker:
             )
             return False
         with self._history_lock:
-            tracked = self._history.get(item["event_id"])
+            tracked = self._tracked(item["event_id"])
             if tracked is None and self.sender is None:
                 self._log_once(
                     "outcome-unknown-event",
@@ -265,12 +331,6 @@ class CostTracker:
             # server's to judge; the sender posts the outcome after the queued event.
             self.sender.put(OUTCOMES, item)
         return True
-
-    def _remember(self, tracked: TrackedEvent) -> None:
-        with self._history_lock:
-            self._history[str(tracked.event.event_id)] = tracked
-            while len(self._history) > self.history_limit:
-                self._history.popitem(last=False)
 
     def _log_once(self, kind: str, message: str, *args: Any) -> None:
         if kind not in self._problems:
@@ -321,7 +381,8 @@ class CostTracker:
     def local_events(self) -> list[TrackedEvent]:
         """The events this process recorded (bounded by `history_limit`), oldest first."""
         with self._history_lock:
-            return list(self._history.values())
+            tracked = [self._tracked(event_id) for event_id in list(self._history)]
+        return [t for t in tracked if t is not None]
 
     def local_report(self, period_days: int = 7) -> dict[str, Any]:
         """The savings report of this process's events, computed here (local mode's report)."""

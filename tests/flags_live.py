@@ -4,6 +4,11 @@ Import the fixtures into a test module or conftest (`from tests.flags_live impor
 name). Data these tests need must be committed, so the server's own connections see it: the
 `live_router` fixture writes through the services with the database unblocked, under a unique
 slug (routers with audit rows cannot be deleted: the audit log is append-only).
+
+Tests using `live_app` must not be transactional (no `django_db(transaction=True)`): pytest-django
+would TRUNCATE every table after each test while the server still writes (client upserts, key
+use), which can deadlock. Instead the module's server is stopped first and the database flushed
+after it (`live_app`'s teardown).
 """
 
 from __future__ import annotations
@@ -27,32 +32,54 @@ from tests.servers import (  # noqa: F401  (re-exported for the tests)
 
 def live_env(database_url: str, **extra: str) -> dict[str, str]:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2")
-    return app_env(
-        database_url,
-        redis_url,
-        ROUTEPLANE_FLAGS_RECHECK_SECONDS="0.5",
-        ROUTEPLANE_CLIENT_FLUSH_SECONDS="0.3",
-        **extra,
-    )
+    defaults = {"ROUTEPLANE_FLAGS_RECHECK_SECONDS": "0.5", "ROUTEPLANE_CLIENT_FLUSH_SECONDS": "0.3"}
+    return app_env(database_url, redis_url, **{**defaults, **extra})
 
 
 @pytest.fixture(scope="session")
-def flags_database_url(django_db_setup) -> str:
-    return test_database_url()
+def flags_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The test database's URL. pytest-django creates it only for tests marked django_db, and
+    tests using the live app are not: when none of the session's tests is, create it here."""
+    import dj_database_url
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    created = None
+    configured = dj_database_url.parse(os.environ["DATABASE_URL"])["NAME"]
+    if settings.DATABASES["default"]["NAME"] == configured:  # still the real database
+        with django_db_blocker.unblock():
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield test_database_url()
+    if created is not None:
+        with django_db_blocker.unblock():
+            teardown_databases(created, verbosity=0)
 
 
-@pytest.fixture(scope="session")
-def live_app(flags_database_url) -> Iterator[str]:
-    """Base URL of a control plane with 2 worker processes (each its own flags cache)."""
+@pytest.fixture(scope="module")
+def live_app(flags_database_url, django_db_blocker) -> Iterator[str]:
+    """Base URL of a control plane with 2 worker processes (each its own flags cache).
+
+    Teardown: the server stops before the database is flushed, so nothing it writes can
+    deadlock with the TRUNCATE, and no committed row outlives the module.
+    """
     with uvicorn_server(live_env(flags_database_url), workers=2) as (base, _process):
         yield base
+    flush_database(django_db_blocker)
+
+
+def flush_database(django_db_blocker) -> None:
+    """Empty every table, as pytest-django does after a transactional test."""
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        call_command("flush", verbosity=0, interactive=False)
 
 
 @pytest.fixture
-def committed(django_db_setup, django_db_blocker) -> Iterator[None]:
+def committed(flags_database_url, django_db_blocker) -> Iterator[None]:
     """Database access outside a test transaction: what we write is visible to the server.
 
-    Needs django_db_setup, or the writes would go to the real (non-test) database.
+    Needs the test database (flags_database_url), or the writes would go to the real one.
     """
     with django_db_blocker.unblock():
         yield
@@ -74,6 +101,11 @@ class LiveRouter:
 
 @pytest.fixture
 def live_router(committed) -> LiveRouter:
+    return make_live_router()
+
+
+def make_live_router() -> LiveRouter:
+    """A committed router with a key of each role, under a unique slug (needs `committed`)."""
     from controlplane.actors import Actor
     from controlplane.services import create_api_key, create_router
 

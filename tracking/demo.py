@@ -1,7 +1,8 @@
 """Synthetic routing events for the demo router, so the savings page has something to show.
 
 Deterministic (seeded RNG, event ids derived from the router and index): a second run adds
-nothing, because ingestion stores each event_id at most once.
+nothing, because ingestion stores each event_id at most once and the outcomes that carry the
+demo's quality scores are then duplicates.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 
 from controlplane.models import Router
 from tracking.ingest import record_events
+from tracking.outcome_ingest import record_outcomes
 from tracking.rollups import rollup_events
 
 DOMAINS = ["technical", "general", "creative", "medical", "legal", "scientific"]
 EVENTS_PER_DAY = 120
 BATCH = 1000  # the ingestion API's limit per request
+RATED_SHARE = 0.6  # share of demo calls whose outcome carries a quality score
 
 
 def _events(router: Router, days: int, now: datetime) -> list[dict[str, Any]]:
@@ -58,6 +61,18 @@ def _events(router: Router, days: int, now: datetime) -> list[dict[str, Any]]:
     return events
 
 
+def _quality_outcomes(router: Router, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Quality scores for some of the demo calls, the weak model's a little lower."""
+    rng = random.Random(f"routeplane-demo-quality:{router.slug}")
+    outcomes = []
+    for event in events:
+        if rng.random() < RATED_SHARE:
+            low = 0.72 if event["model_tier"] == "weak" else 0.8
+            quality = round(rng.uniform(low, 1.0), 2)
+            outcomes.append({"event_id": event["event_id"], "quality": quality})
+    return outcomes
+
+
 def seed_events(*, router: Router, days: int) -> int:
     """Ingest `days` of demo events; returns how many were stored."""
     now = datetime.now(UTC)
@@ -68,6 +83,10 @@ def seed_events(*, router: Router, days: int) -> int:
             router_id=router.pk, payload={"events": events[offset : offset + BATCH]}, now=now
         )
         accepted += result.accepted
+    outcomes = _quality_outcomes(router, events)
+    for offset in range(0, len(outcomes), BATCH):
+        batch = outcomes[offset : offset + BATCH]
+        record_outcomes(router_id=router.pk, payload={"outcomes": batch})
     # Fold the new rows into the rollups now rather than at the next beat tick.
     rollup_events()
     return accepted

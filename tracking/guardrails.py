@@ -80,7 +80,15 @@ def check_guardrail(*, guardrail: Guardrail, now: datetime | None = None) -> Con
             f"{since:%Y-%m-%d %H:%M} UTC"
         )
         revision = services.step_back(router=router, actor=Actor.system("guardrail"), reason=reason)
-        Guardrail.objects.filter(pk=guardrail.pk).update(last_tripped_at=now)
+        Guardrail.objects.filter(pk=guardrail.pk).update(
+            last_tripped_at=now,
+            tripped_revision=revision.number,
+            tripped_success_rate=stats.success_rate,
+            tripped_fallback_rate=stats.fallback_rate,
+            tripped_requests=stats.requests,
+            tripped_since=since,
+            tripped_reason=reason,
+        )
         emit(  # webhook
             router=router,
             type=GUARDRAIL_TRIPPED,
@@ -96,6 +104,15 @@ GUARDRAIL_FIELDS = (
     "window_minutes",
     "min_requests",
 )
+
+
+def tripped_guardrail(*, router: Router) -> Guardrail | None:
+    """The router's guardrail while its last trip's step-back is still the current revision."""
+    guardrail = Guardrail.objects.filter(router=router, last_tripped_at__isnull=False).first()
+    if guardrail is None or guardrail.tripped_revision is None:
+        return None
+    current = router.current_revision.number if router.current_revision_id else None
+    return guardrail if guardrail.tripped_revision == current else None
 
 
 def guardrail_for(*, router: Router) -> Guardrail:

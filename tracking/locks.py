@@ -1,4 +1,4 @@
-"""PostgreSQL session advisory locks: one long tracking job of each kind at a time."""
+"""PostgreSQL advisory locks: one tracking job of each kind at a time."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 # key: one purge per router).
 LOCK_REPRICE = 0x7270_0001
 LOCK_RETENTION = 0x7270_0002
+LOCK_ROLLUP = 0x7270_0003  # transaction-level: one rollup run at a time
 
 
 def try_advisory_lock(cursor: Any, key: int) -> bool:

@@ -60,6 +60,11 @@ class Event(models.Model):
     text_sha256 = models.CharField(max_length=64, blank=True, default="")
     text_length = models.PositiveIntegerField(null=True, blank=True)
     ab_group = models.CharField(max_length=64, blank=True, default="")
+    # The call's outcome (tracking.outcome_ingest), at most one per event: its 0-1 quality score,
+    # when it arrived, and a SHA-256 of its values, which tells a retry from a conflicting one.
+    quality = models.FloatField(null=True, blank=True)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    outcome_digest = models.BinaryField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -70,6 +75,10 @@ class Event(models.Model):
             models.CheckConstraint(
                 condition=Q(model_tier__in=["", "strong", "weak", "other"]),
                 name="event_model_tier_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(quality__isnull=True) | (Q(quality__gte=0) & Q(quality__lte=1)),
+                name="event_quality_fraction",
             ),
         ]
 
@@ -120,6 +129,8 @@ class RollupSums(models.Model):
     latency_sum = models.FloatField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
+    quality_count = models.BigIntegerField(default=0)
+    quality_sum = models.FloatField(default=0)
 
     class Meta:
         abstract = True
@@ -221,6 +232,13 @@ class Guardrail(models.Model):
     window_minutes = models.PositiveIntegerField(default=15)
     min_requests = models.PositiveIntegerField(default=100)
     last_tripped_at = models.DateTimeField(null=True, blank=True)
+    # What the last trip saw (the dashboard's banner shows it while its step-back is current).
+    tripped_revision = models.PositiveIntegerField(null=True, blank=True)
+    tripped_success_rate = models.FloatField(null=True, blank=True)
+    tripped_fallback_rate = models.FloatField(null=True, blank=True)
+    tripped_requests = models.PositiveIntegerField(null=True, blank=True)
+    tripped_since = models.DateTimeField(null=True, blank=True)
+    tripped_reason = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "controlplane_guardrail"  # created by the controlplane app's migrations
@@ -234,6 +252,32 @@ class Guardrail(models.Model):
                 name="guardrail_fallback_rate_fraction",
             ),
             models.CheckConstraint(condition=Q(window_minutes__gte=1), name="guardrail_window"),
+        ]
+
+
+class RevisionRollup(models.Model):
+    """Hourly sums per router and config revision (0: events that named none), for the
+    before/after-per-revision report (tracking.revision_report). Kept apart from EventRollup so
+    that table's key and its reports stay as they are; a revision rarely changes within an
+    hour, so this is about one row per router-hour."""
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    revision = models.PositiveIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    strong = models.BigIntegerField(default=0)
+    priced = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    baseline = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["router", "hour", "revision"], name="revision_rollup_key"
+            )
         ]
 
 

@@ -8,15 +8,16 @@ rows per domain/model/tier/group key plus at most 47 hours of hourly rows, whate
 one SQL statement computes the totals and every breakdown (GROUPING SETS) and the histogram.
 
 Conventions: money in USD; rates are fractions in [0, 1]; `savings_percent` is a percentage of
-the baseline; every field is a number (0 when there is no data); days are UTC. A priced event
-whose baseline cannot be computed counts at its own cost in `baseline_cost` (no savings claimed,
-see tracking.pricing). A rolling window holds every event from exactly `period_days` x 24 hours
-ago (to the microsecond; the raw events of that first partial hour are scanned, ~7 ms at 10M
-events/30 days) up to now.
+the baseline; every field is a number (0 when there is no data; `average_quality` is null then);
+days are UTC. A priced event whose baseline cannot be computed counts at its own cost in
+`baseline_cost` (no savings claimed, see tracking.pricing). A rolling window holds every event
+from exactly `period_days` x 24 hours ago (to the microsecond; the raw events of that first
+partial hour are scanned, ~7 ms at 10M events/30 days) up to now.
 Domain breakdown: an event counts under its first listed domain (lower-cased), "general" when it
 lists none. A model's `tier` in by_model is the tier most of its requests had. Latency
 percentiles come from log-scale histograms (buckets 20 % wide), so they are estimates within
-~10 %; the averages are exact.
+~10 %; the averages are exact. `average_quality` is the mean of the quality scores outcomes
+reported (tracking.outcome_ingest), over `quality_samples` events; null when there are none.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ from tracking.rollups import (
 MAX_PERIOD_DAYS = 366
 
 _SUMS = ROLLUP_SUMS
-_SQL_TYPE = {s: "float8" if s in ("cost", "baseline", "latency_sum") else "bigint" for s in _SUMS}
+_FLOAT_SUMS = ("cost", "baseline", "latency_sum", "quality_sum")
+_SQL_TYPE = {s: "float8" if s in _FLOAT_SUMS else "bigint" for s in _SUMS}
 # Raw events (edge hours and the not-yet-rolled-up tail), only the columns the report needs.
 _RAW_COLUMNS = f"""
     ("timestamp" AT TIME ZONE 'UTC')::date AS day, domain, selected_model AS model,
     model_tier AS tier,
     CASE WHEN latency_ms IS NULL THEN NULL ELSE {LATENCY_BUCKET_SQL} END AS bucket,
     success, fallback_used, routing_method, cost, baseline_cost, latency_ms, prompt_tokens,
-    completion_tokens
+    completion_tokens, quality
 """
 _HOURLY = f"""
     SELECT {HOUR_DAY_SQL} AS day, domain, model, tier, {ROLLUP_SUM_LIST}
@@ -111,17 +113,17 @@ _REPORT_SQL = f"""
             GROUP BY i
         ) AS s ON s.i = g.i
     )
-    SELECT GROUPING(day, domain, model) AS level, day, domain, model,
+    SELECT GROUPING(day, domain, model, tier) AS level, day, domain, model, tier,
            {", ".join(f"coalesce(sum({s}), 0)::{_SQL_TYPE[s]}" for s in _SUMS)},
            coalesce(sum(requests) FILTER (WHERE tier = 'strong'), 0)::bigint AS strong,
            coalesce(sum(requests) FILTER (WHERE tier = 'weak'), 0)::bigint AS weak,
            (SELECT hist FROM hist) AS hist
     FROM src
-    GROUP BY GROUPING SETS ((), (day), (domain), (model))
+    GROUP BY GROUPING SETS ((), (day), (domain), (model), (tier))
 """
-_COLUMNS = ("level", "day", "domain", "model", *_SUMS, "strong", "weak", "hist")
-# GROUPING(day, domain, model): a bit set for each column *not* grouped on.
-_TOTAL, _BY_DAY, _BY_DOMAIN, _BY_MODEL = 0b111, 0b011, 0b101, 0b110
+_COLUMNS = ("level", "day", "domain", "model", "tier", *_SUMS, "strong", "weak", "hist")
+# GROUPING(day, domain, model, tier): a bit set for each column *not* grouped on.
+_TOTAL, _BY_DAY, _BY_DOMAIN, _BY_MODEL, _BY_TIER = 0b1111, 0b0111, 0b1011, 0b1101, 0b1110
 
 
 @contextlib.contextmanager
@@ -241,6 +243,11 @@ def _metrics(acc: dict[str, Any]) -> dict[str, Any]:
         "average_latency_ms": _ratio(acc["latency_sum"], acc["latency_count"]),
         "prompt_tokens": int(acc["prompt_tokens"]),
         "completion_tokens": int(acc["completion_tokens"]),
+        # Over the events whose outcome carried a quality score; null (not 0) when none did.
+        "average_quality": (
+            float(acc["quality_sum"]) / acc["quality_count"] if acc["quality_count"] else None
+        ),
+        "quality_samples": int(acc["quality_count"]),
     }
 
 
@@ -273,6 +280,7 @@ def report_between(
     days: dict[date, dict[str, Any]] = {}
     domains: list[dict[str, Any]] = []
     models: list[dict[str, Any]] = []
+    tiers: list[dict[str, Any]] = []
     for row in rows:
         level = row["level"]
         if level == _TOTAL:
@@ -283,6 +291,8 @@ def report_between(
             domains.append({"domain": row["domain"]} | _metrics(row))
         elif level == _BY_MODEL:
             models.append({"model": row["model"], "tier": _main_tier(row)} | _metrics(row))
+        elif level == _BY_TIER:
+            tiers.append({"tier": row["tier"]} | _metrics(row))
     day = start.astimezone(UTC).date()
     last_day = last_day or (end - timedelta(microseconds=1)).astimezone(UTC).date()
     while day <= last_day:  # every day of the window, so charts need no gap filling
@@ -297,6 +307,7 @@ def report_between(
         "by_day": [{"day": d.isoformat()} | _metrics(days[d]) for d in sorted(days)],
         "by_domain": sorted(domains, key=lambda item: (-item["total_requests"], item["domain"])),
         "by_model": sorted(models, key=lambda item: (-item["total_requests"], item["model"])),
+        "by_tier": sorted(tiers, key=lambda item: (-item["total_requests"], item["tier"])),
     }
     return report
 
@@ -317,7 +328,7 @@ def _rolling(period_days: int, now: datetime) -> tuple[datetime, datetime]:
 def savings_report(
     *, router: Router, period_days: int = 7, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Savings over the last `period_days` days, with by_day / by_domain / by_model."""
+    """Savings over the last `period_days` days, with by_day / by_domain / by_model / by_tier."""
     now = now or timezone.now()
     start, end = _rolling(period_days, now)
     report = report_between(
@@ -342,6 +353,8 @@ SUMMARY_FIELDS = (
     "estimated_savings",
     "savings_percent",
     "unpriced_requests",
+    "average_quality",
+    "quality_samples",
 )
 
 

@@ -64,7 +64,7 @@ def _purge_expired_events(*, router_id: int, now: datetime | None) -> int:
         if batch < PURGE_BATCH:
             break
     with connection.cursor() as cursor:
-        for table in ("tracking_eventrollup", "tracking_latencyrollup"):
+        for table in ("tracking_eventrollup", "tracking_latencyrollup", "tracking_revisionrollup"):
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND hour + interval '1 hour' <= %s",
                 [router_id, cutoff],

@@ -7,6 +7,7 @@ A write that the router's change policy holds answers 202 with the change reques
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -19,6 +20,7 @@ from controlplane import change_requests, scheduled_changes, services
 from controlplane.api.auth import request_actor
 from controlplane.api.errors import errors_response
 from controlplane.api.input import router_for, validated
+from controlplane.api.jsontypes import JsonInput
 from controlplane.api.output import (
     ChangeRequestOutput,
     ErrorOutput,
@@ -39,7 +41,7 @@ from controlplane.models import (
 # --- Shapes -----------------------------------------------------------------------------------
 
 
-class ChangePolicyIO(serializers.Serializer):
+class ChangePolicyIO(JsonInput):
     approve_full_phase = serializers.BooleanField(required=False)
     approve_kill_switch_release = serializers.BooleanField(required=False)
     approve_threshold_change_above = serializers.FloatField(
@@ -47,18 +49,18 @@ class ChangePolicyIO(serializers.Serializer):
     )
 
 
-class DecisionInput(serializers.Serializer):
+class DecisionInput(JsonInput):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ScheduledChangeInput(serializers.Serializer):
+class ScheduledChangeInput(JsonInput):
     action = serializers.ChoiceField(ScheduledAction.values)
     params = serializers.DictField(required=False, default=dict)
     run_at = serializers.DateTimeField()
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ScheduledChangeUpdateInput(serializers.Serializer):
+class ScheduledChangeUpdateInput(JsonInput):
     params = serializers.DictField(required=False)
     run_at = serializers.DateTimeField(required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
@@ -87,6 +89,19 @@ class ApprovedOutput(serializers.Serializer):
 
 class _Page(PageNumberPagination):
     page_size = 50
+
+
+def _status_page(request: Request, rows: QuerySet, output: type) -> Response:
+    """One page of `rows`, filtered by ?status= (400 naming the field for an unknown one)."""
+    wanted = request.query_params.get("status")
+    if wanted:
+        known = [choice for choice, _ in rows.model._meta.get_field("status").choices]
+        if wanted not in known:
+            return errors_response({"status": [f"one of {', '.join(known)}"]})
+        rows = rows.filter(status=wanted)
+    paginator = _Page()
+    page = paginator.paginate_queryset(rows, request)
+    return paginator.get_paginated_response(output(page, many=True).data)
 
 
 # --- Views ----------------------------------------------------------------------------------
@@ -123,15 +138,7 @@ class ChangeRequestListApi(APIView):
         requests = ChangeRequest.objects.filter(router=router).select_related(
             "router__current_revision"
         )
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in ChangeRequestStatus.values:
-                known = ", ".join(ChangeRequestStatus.values)
-                return errors_response({"status": [f"one of {known}"]})
-            requests = requests.filter(status=wanted)
-        paginator = _Page()
-        page = paginator.paginate_queryset(requests.order_by("-requested_at", "-id"), request)
-        return paginator.get_paginated_response(ChangeRequestOutput(page, many=True).data)
+        return _status_page(request, requests.order_by("-requested_at", "-id"), ChangeRequestOutput)
 
 
 def _change_request(request: Request, slug: str, pk: int) -> ChangeRequest:
@@ -205,15 +212,7 @@ class ScheduledChangeListApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
         changes = ScheduledChange.objects.filter(router=router).select_related("router")
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in ScheduledStatus.values:
-                known = ", ".join(ScheduledStatus.values)
-                return errors_response({"status": [f"one of {known}"]})
-            changes = changes.filter(status=wanted)
-        paginator = _Page()
-        page = paginator.paginate_queryset(changes.order_by("run_at", "id"), request)
-        return paginator.get_paginated_response(ScheduledChangeOutput(page, many=True).data)
+        return _status_page(request, changes.order_by("run_at", "id"), ScheduledChangeOutput)
 
     @extend_schema(
         request=ScheduledChangeInput, responses={201: ScheduledChangeOutput, 400: ErrorOutput}

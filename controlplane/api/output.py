@@ -64,6 +64,15 @@ class AuditOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class AuditPageOutput(serializers.Serializer):
+    """GET audit/ is paginated (DRF's page shape)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = AuditOutput(many=True)
+
+
 class ApiKeyOutput(serializers.Serializer):
     prefix = serializers.CharField()
     name = serializers.CharField()
@@ -117,8 +126,18 @@ class ErrorOutput(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
+class WriteOutput(RevisionOutput):
+    """A write's answer: the revision it published, or the current one when nothing changed."""
+
+    changed = serializers.BooleanField()
+
+
 def revision_dict(revision: ConfigRevision) -> dict[str, Any]:
     return RevisionOutput(revision).data
+
+
+def write_dict(revision: ConfigRevision) -> dict[str, Any]:
+    return WriteOutput(revision).data
 
 
 def router_dict(router: Router) -> dict[str, Any]:

@@ -6,28 +6,23 @@ from typing import Any
 
 from rest_framework import serializers
 
+from controlplane.api.jsontypes import JsonInput
 from controlplane.models import Phase, Role
 from routing.config import KNOWN_DOMAINS
 
 
-class RouterInput(serializers.Serializer):
+class RouterInput(JsonInput):
     slug = serializers.SlugField(max_length=64)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
-class FlagInput(serializers.Serializer):
+class FlagInput(JsonInput):
     enabled = serializers.BooleanField()
     rollout_percent = serializers.IntegerField(min_value=0, max_value=100, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
-    def to_internal_value(self, data: Any) -> Any:
-        # A JSON string "true" is not a boolean: routers rely on exact types.
-        if isinstance(data, dict) and "enabled" in data and not isinstance(data["enabled"], bool):
-            raise serializers.ValidationError({"enabled": ["must be true or false"]})
-        return super().to_internal_value(data)
 
-
-class PhaseInput(serializers.Serializer):
+class PhaseInput(JsonInput):
     phase = serializers.ChoiceField(choices=Phase.values)
     domain = serializers.ChoiceField(choices=KNOWN_DOMAINS, required=False, allow_null=True)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
@@ -38,26 +33,26 @@ class PhaseInput(serializers.Serializer):
         return attrs
 
 
-class KillSwitchInput(serializers.Serializer):
+class KillSwitchInput(JsonInput):
     engaged = serializers.BooleanField()
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class RollbackInput(serializers.Serializer):
+class RollbackInput(JsonInput):
     revision = serializers.IntegerField(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class StepBackInput(serializers.Serializer):
+class StepBackInput(JsonInput):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ApiKeyInput(serializers.Serializer):
+class ApiKeyInput(JsonInput):
     role = serializers.ChoiceField(choices=Role.values)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
-class ConfigInput(serializers.Serializer):
+class ConfigInput(JsonInput):
     """Documents the config body for the schema; values are checked by routing.config."""
 
     enabled = serializers.BooleanField(required=False)

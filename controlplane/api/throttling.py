@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.cache import cache
@@ -73,3 +74,38 @@ def _warn_fail_open(exc: Exception) -> None:
     if now - _last_warning > _WARN_EVERY_SECONDS:  # once a minute, not per request
         _last_warning = now
         log.warning("rate limits off, cache unavailable: %s", exc.__class__.__name__)
+
+
+@dataclass
+class _KeyRequest:
+    """What ApiKeyRateThrottle reads of a request (its key), for callers outside DRF."""
+
+    auth: ApiKey
+    user: None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def key_rate_refusal(key_id: int) -> Refusal | None:
+    """Count one request of API key `key_id` against the per-key API rate, as DRF does for a
+    view (the same counter in the cache). None when allowed; else the 429 DRF would answer,
+    rendered by the API's own exception handler and renderer, so the bytes are the same.
+
+    For the ASGI ingestion fast path, which runs no DRF view. Call it from a thread: it talks
+    to the cache (Redis) synchronously.
+    """
+    from rest_framework.exceptions import Throttled
+    from rest_framework.settings import api_settings
+
+    throttle = ApiKeyRateThrottle()
+    if throttle.allow_request(_KeyRequest(ApiKey(pk=key_id)), None):  # type: ignore[arg-type]
+        return None
+    response = api_settings.EXCEPTION_HANDLER(Throttled(throttle.wait()), {})
+    renderer = api_settings.DEFAULT_RENDERER_CLASSES[0]()
+    headers = {name: value for name, value in response.items() if name.lower() == "retry-after"}
+    return Refusal(response.status_code, renderer.render(response.data), headers)

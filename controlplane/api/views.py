@@ -18,23 +18,25 @@ from controlplane.api.auth import request_actor, request_router_scope
 from controlplane.api.input import expected_revision, router_for, validated
 from controlplane.api.output import (
     ApiKeyOutput,
-    AuditOutput,
+    AuditPageOutput,
     ClientOutput,
     ErrorOutput,
     NewApiKeyOutput,
     RevisionDiffOutput,
     RevisionOutput,
     RouterOutput,
+    WriteOutput,
     api_key_dict,
     audit_dict,
     revision_dict,
     router_dict,
+    write_dict,
 )
 from controlplane.api.permissions import IsOperator, IsRouterReader, IsViewer
 from controlplane.models import ApiKey, ConfigRevision
 from controlplane.snapshot import Snapshot
 
-WRITE_RESPONSES = {200: RevisionOutput, 400: ErrorOutput, 412: ErrorOutput}
+WRITE_RESPONSES = {200: WriteOutput, 400: ErrorOutput, 412: ErrorOutput}
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
@@ -44,7 +46,8 @@ IF_MATCH = OpenApiParameter(
 
 
 def revision_response(revision: ConfigRevision, code: int = status.HTTP_200_OK) -> Response:
-    response = Response(revision_dict(revision), status=code)
+    """A write's answer: the revision and whether the write changed anything."""
+    response = Response(write_dict(revision), status=code)
     response["ETag"] = f'"{revision.number}"'
     return response
 
@@ -107,14 +110,16 @@ class RouterConfigApi(APIView):
         if not isinstance(request.data, dict):
             raise ValidationError({"body": ["expected a JSON object of config fields"]})
         changes = dict(request.data)
-        reason = changes.pop("reason", "") or ""
+        reason = changes.pop("reason", "")
+        if not isinstance(reason, str):
+            raise ValidationError({"reason": ["must be a string"]})
         revision = services.update_config(
             router=router,
             changes=changes,
             partial=partial,
             actor=request_actor(request),
             expected_revision=expected_revision(request),
-            reason=str(reason),
+            reason=reason,
         )
         return revision_response(revision)
 
@@ -256,13 +261,17 @@ class AuditListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses=AuditOutput(many=True),
+        responses=AuditPageOutput,
     )
     def get(self, request: Request) -> Response:
         filters = {name: request.query_params.get(name) for name in ("router", "actor", "action")}
         bad = [name for name, value in filters.items() if value and "\x00" in value]
         if bad:
             raise ValidationError({name: ["must not contain NUL (%00)"] for name in bad})
+        for name in ("page", "page_size"):
+            value = request.query_params.get(name)
+            if value is not None and not (value.isascii() and value.isdigit() and int(value) >= 1):
+                raise ValidationError({name: ["must be an integer >= 1"]})
         entries: QuerySet = selectors.audit_list(**filters)
         scope = request_router_scope(request)
         if scope is not None:
@@ -272,15 +281,26 @@ class AuditListApi(APIView):
         return paginator.get_paginated_response([audit_dict(e) for e in page])
 
 
+class ClientPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
 class RouterClientsApi(APIView):
     permission_classes = [IsViewer]
+    pagination_class = ClientPagination  # read by the schema generator: a paginated list
 
-    @extend_schema(responses=ClientOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses=ClientOutput(many=True),
+    )
     def get(self, request: Request, slug: str) -> Response:
         router = router_for(request, slug)
-        clients = selectors.client_list(router=router)
+        paginator = ClientPagination()
+        page = paginator.paginate_queryset(selectors.client_list(router=router), request, view=self)
         context = {"current_revision": router.current_revision.number}
-        return Response(ClientOutput(clients, many=True, context=context).data)
+        return paginator.get_paginated_response(ClientOutput(page, many=True, context=context).data)
 
 
 class ApiKeyListApi(APIView):

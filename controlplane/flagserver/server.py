@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ FROM controlplane_router r JOIN controlplane_configrevision cr ON cr.id = r.curr
 """
 REVISIONS_SQL = """
 SELECT r.id, r.slug, cr.id, cr.number, cr.config, cr.phase, cr.phase_domain, cr.kill_switch,
-       cr.created_at
+       cr.created_at, cr.experiment
 FROM controlplane_router r JOIN controlplane_configrevision cr ON cr.id = r.current_revision_id
 WHERE r.id = ANY(%s)
 """
@@ -58,7 +58,7 @@ SELECT revision_id, name, enabled, rollout_percent FROM controlplane_flagstate
 WHERE revision_id = ANY(%s)
 """
 KEYS_SQL = """
-SELECT key_hash, router_id, role, prefix FROM controlplane_apikey WHERE revoked_at IS NULL
+SELECT key_hash, router_id, role, prefix, id FROM controlplane_apikey WHERE revoked_at IS NULL
 """
 
 
@@ -67,6 +67,7 @@ class KeyEntry:
     router_id: int
     role: str
     prefix: str
+    key_id: int  # ApiKey.pk: the DRF throttle counts per key id
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -114,6 +115,7 @@ class LoadedRevision:
     phase_domain: str
     kill_switch: bool
     flags: dict[str, dict[str, Any]]
+    experiment: dict[str, Any] | None = None
 
     def flags_dict(self) -> dict[str, dict[str, Any]]:
         return self.flags
@@ -127,7 +129,8 @@ def build_revision(row: tuple, states: Iterable[tuple]) -> LoadedRevision:
         FlagState(name=name, enabled=enabled, rollout_percent=percent)
         for _rid, name, enabled, percent in states
     )
-    return LoadedRevision(number, config, phase, phase_domain, kill_switch, flags)
+    experiment = row[9] if len(row) > 9 else None
+    return LoadedRevision(number, config, phase, phase_domain, kill_switch, flags, experiment)
 
 
 class TokenBucket:
@@ -147,6 +150,8 @@ class FlagServer:
         rate_per_second: float | None = None,
         burst: float | None = None,
         flush_seconds: float | None = None,
+        max_long_polls: int | None = None,
+        max_long_polls_per_key: int | None = None,
     ) -> None:
         if recheck_seconds is None:
             from django.conf import settings
@@ -158,10 +163,22 @@ class FlagServer:
         self.flush_seconds = flush_seconds or float(
             os.environ.get("ROUTEPLANE_CLIENT_FLUSH_SECONDS", "2")
         )
+        # Held long-polls cost a socket and a little memory each: bounded per process and per
+        # key, so one key cannot take every file descriptor. Beyond a cap a poll answers at once.
+        self.max_long_polls = max_long_polls or int(
+            os.environ.get("ROUTEPLANE_FLAGS_MAX_LONG_POLLS", "5000")
+        )
+        self.max_long_polls_per_key = max_long_polls_per_key or int(
+            os.environ.get("ROUTEPLANE_FLAGS_MAX_LONG_POLLS_PER_KEY", "2000")
+        )
         self.recorder = recorder
         self.keys: dict[str, KeyEntry] = {}
         self.docs: dict[int, RenderedDocument] = {}
         self.ready = False
+        # Set when the server shuts down: held polls are answered, new ones are not held.
+        self.closing = False
+        self._held: dict[str, int] = {}
+        self._held_total = 0
         self._changed: dict[int, asyncio.Event] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._dirty: set[int] = set()
@@ -187,6 +204,10 @@ class FlagServer:
         self._changed = {}
         self.recorder.external_flusher = True
         self._task = loop.create_task(self._supervise(), name="routeplane-flagserver")
+
+    def ready_event(self) -> asyncio.Event | None:
+        """Set while the cache is ready (None before start)."""
+        return self._ready_event
 
     async def wait_ready(self, timeout: float) -> bool:
         if self._ready_event is None:
@@ -360,8 +381,8 @@ class FlagServer:
     async def _load_keys(self, conn: psycopg.AsyncConnection) -> None:
         cursor = await conn.execute(KEYS_SQL)
         fresh = {
-            h: KeyEntry(router_id, role, prefix)
-            for h, router_id, role, prefix in await cursor.fetchall()
+            h: KeyEntry(router_id, role, prefix, key_id)
+            for h, router_id, role, prefix, key_id in await cursor.fetchall()
         }
         for key_hash in set(self.keys) - set(fresh):
             self._revoke(key_hash)
@@ -378,15 +399,18 @@ class FlagServer:
         seen, keys = self.recorder.drain()
         if not seen and not keys:
             return
+        refused: list[tuple[int, int]] = []
         try:
             async with conn.transaction():
                 if seen:
-                    await conn.execute(UPSERT_SQL, upsert_params(seen))
+                    cursor = await conn.execute(UPSERT_SQL, upsert_params(seen))
+                    refused = await cursor.fetchall()
                 if keys:
                     await conn.execute(KEYS_USED_SQL, keys_params(keys))
         except BaseException:
             self.recorder.restore(seen, keys)
             raise
+        self.recorder.warn_refused(refused)
 
     # --- waiting -----------------------------------------------------------------------
 
@@ -405,6 +429,50 @@ class FlagServer:
         if event is None:
             event = self._changed[router_id] = asyncio.Event()
         return event
+
+    def shut_down_waiters(self) -> None:
+        """Shutdown has begun: wake every held poll (each answers at once) and hold no more."""
+        self.closing = True
+        self._wake_all()
+        if self._ready_event is not None:
+            self._ready_event.set()  # polls held for a reconnect go too
+
+    @contextlib.contextmanager
+    def long_poll_slot(self, key_hash: str) -> Iterator[bool]:
+        """Yields whether this poll may be held (caps per key and per process, not closing)."""
+        held = self._held.get(key_hash, 0)
+        if (
+            self.closing
+            or self._held_total >= self.max_long_polls
+            or held >= self.max_long_polls_per_key
+        ):
+            yield False
+            return
+        self._held[key_hash] = held + 1
+        self._held_total += 1
+        try:
+            yield True
+        finally:
+            self._held_total -= 1
+            left = self._held[key_hash] - 1
+            if left:
+                self._held[key_hash] = left
+            else:
+                del self._held[key_hash]
+
+    # --- authentication ----------------------------------------------------------------
+
+    def authenticate(self, authorization: bytes) -> tuple[str, KeyEntry] | None:
+        """(key hash, entry) for an `Authorization: Bearer <key>` header whose key this cache
+        knows as active; None otherwise (no or malformed header, unknown, new or revoked key,
+        keys not loaded yet): the caller hands the request to Django, which decides."""
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        hashed = key_hash(token)
+        entry = self.keys.get(hashed)
+        return None if entry is None else (hashed, entry)
 
     # --- rate limit --------------------------------------------------------------------
 

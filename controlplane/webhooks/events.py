@@ -1,4 +1,4 @@
-"""The webhook event types (CONTRACT §7). Services emit them; endpoints subscribe to them."""
+"""The webhook event types (docs/webhooks.md). Services emit them; endpoints subscribe to them."""
 
 from __future__ import annotations
 

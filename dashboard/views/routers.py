@@ -247,9 +247,11 @@ def router_clients(request: HttpRequest, slug: str) -> HttpResponse:
 def _apply_errors(form: Any, exc: ValidationError) -> None:
     if hasattr(exc, "error_dict"):
         for field, field_messages in exc.message_dict.items():
-            target = field if field in form.fields else None
+            # A nested path (domain_routing_overrides.medical.threshold) marks its form field.
+            top = field.split(".", 1)[0]
+            target = top if top in form.fields else None
             for message in field_messages:
-                form.add_error(target, message if target else f"{field}: {message}")
+                form.add_error(target, message if field == target else f"{field}: {message}")
     else:
         for message in exc.messages:
             form.add_error(None, message)
@@ -260,7 +262,7 @@ def act_on_router(
     router: Router,
     form: Any,
     slot: str,
-    call: Callable[[dict[str, Any]], ConfigRevision | str],
+    call: Callable[[dict[str, Any]], ConfigRevision],
     success: str,
 ) -> HttpResponse:
     """Run one service call for a dashboard form and answer with the re-rendered router panel.
@@ -295,7 +297,10 @@ def act_on_router(
         if slot in BUTTON_ONLY_SLOTS:  # no form fields to mark: say it in the banner
             error = "Nothing was changed: " + "; ".join(exc.messages) + "."
         return render_router(request, router, status=400, bound={slot: form}, error=error)
-    notice = result if isinstance(result, str) else f"{success} Now at revision {result.number}."
+    if result.changed:
+        notice = f"{success} Now at revision {result.number}."
+    else:  # the service's rule: a write that changes nothing publishes no revision
+        notice = f"Nothing changed; still at revision {result.number}."
     if request.htmx:
         return render_router(request, router, notice=notice)
     messages.success(request, notice)
@@ -388,17 +393,14 @@ def router_config(request: HttpRequest, slug: str) -> HttpResponse:
     router = router_or_404(slug)
     form = ConfigForm(request.POST)
 
-    def call(data: dict[str, Any]) -> ConfigRevision | str:
-        revision = services.edit_config(
+    def call(data: dict[str, Any]) -> ConfigRevision:
+        return services.edit_config(
             router=router,
             values=form.config_values(),
             actor=request.actor,
             expected_revision=data["expected_revision"],
             reason=data.get("reason", ""),
         )
-        if revision is None:
-            return f"No changes to save; still at revision {data['expected_revision']}."
-        return revision
 
     return act_on_router(request, router, form, "config", call, "Config saved.")
 

@@ -20,6 +20,7 @@ from dashboard.views.base import (
     router_or_404,
 )
 from tracking import reports, tasks
+from tracking.revision_report import revision_breakdown
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,11 @@ CSV_COLUMNS = (
     "fallback_rate",
     "average_latency_ms",
     "unpriced_requests",
+    "average_quality",
+    "quality_samples",
 )
 # Figures that mean nothing on a day without requests: blank there, not a misleading 0.
+# (average_quality is already null on a day without a quality score.)
 PER_REQUEST_COLUMNS = frozenset(
     {"savings_percent", "strong_share", "success_rate", "fallback_rate", "average_latency_ms"}
 )
@@ -252,6 +256,7 @@ def router_savings(request: HttpRequest, slug: str) -> HttpResponse:
         "charts": charts_for(days) if days else [],
         "by_domain": list((report or {}).get("by_domain") or []),
         "by_model": list((report or {}).get("by_model") or []),
+        "by_revision": revision_breakdown(router=router, period_days=period),
         "read_only": not request.is_operator,
     }
     context["summary"]["savings_fraction"] = reports.savings_fraction(report)

@@ -23,7 +23,7 @@ import pytest
 
 from tests.servers import ROOT, free_port, processes_using
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 README = ROOT / "README.md"
 # Written by the manage block into the working directory (the repository).
@@ -66,7 +66,7 @@ def bash(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # each manage.py is a Django start-up: seconds on a busy 2-core machine
     )
 
 

@@ -311,7 +311,7 @@ BAD_INPUT = [
         "patch",
         "/routers/checkout/config",
         {"domain_routing_overrides": {"finance": {}}},
-        "domain_routing_overrides",
+        "domain_routing_overrides.finance",
     ),
     ("patch", "/routers/checkout/config", [1, 2], "body"),
     ("post", "/routers/checkout/phase", {"phase": "turbo"}, "phase"),
@@ -431,3 +431,81 @@ def test_readyz__redis_down__degraded(anonymous_api, settings):
     ready = anonymous_api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded"
+
+
+# --- a write that changes nothing -------------------------------------------------------------
+
+UNCHANGED = [
+    ("put", "/routers/checkout/config", "DEFAULT_CONFIG"),
+    ("patch", "/routers/checkout/config", {"threshold": 0.11593, "reason": "same again"}),
+    ("patch", "/routers/checkout/config", {}),
+    ("put", "/routers/checkout/flags/routellm_enabled", {"enabled": False, "rollout_percent": 0}),
+    ("post", "/routers/checkout/phase", {"phase": "disabled"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), UNCHANGED)
+def test_unchanged_write__200_current_revision_changed_false(
+    operator_api, router, method, path, body
+):
+    from routing.config import default_config_dict
+
+    body = default_config_dict() if body == "DEFAULT_CONFIG" else body
+    audit_rows = AuditEntry.objects.count()
+
+    response = getattr(operator_api, method)(BASE + path, body, format="json", HTTP_IF_MATCH='"1"')
+
+    assert response.status_code == 200
+    assert (response.json()["revision"], response.json()["changed"]) == (1, False)
+    assert response["ETag"] == '"1"'
+    assert current_number(router) == 1
+    assert ConfigRevision.objects.filter(router=router).count() == 1
+    assert AuditEntry.objects.count() == audit_rows
+
+
+def test_changed_write__200_new_revision_changed_true(operator_api, router):
+    response = operator_api.patch(
+        f"{BASE}/routers/checkout/config", {"threshold": 0.3}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert (response.json()["revision"], response.json()["changed"]) == (2, True)
+
+
+def test_schema__audit_list_documented_as_a_page(operator_api, router):
+    # Found by schemathesis: the answer is DRF's page, the schema said a bare list.
+    schema = operator_api.get("/api/schema/", {"format": "json"}).json()
+    ok = schema["paths"]["/api/v1/audit/"]["get"]["responses"]["200"]["content"]
+    ref = ok["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    page = schema["components"]["schemas"][ref]
+    assert set(page["properties"]) == {"count", "next", "previous", "results"}
+    assert set(operator_api.get(f"{BASE}/audit/").json()) == set(page["properties"])
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def test_clients__paginated_most_recent_first(router, viewer_api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from controlplane.models import RouterClient
+
+    now = timezone.now()
+    RouterClient.objects.bulk_create(
+        RouterClient(router=router, client_id=f"proc-{i:03}", last_seen=now - timedelta(seconds=i))
+        for i in range(150)
+    )
+    first = viewer_api.get("/api/v1/routers/checkout/clients").json()
+    assert first["count"] == 150
+    assert first["previous"] is None
+    assert len(first["results"]) == 100  # the default page
+    assert first["results"][0]["client_id"] == "proc-000"
+
+    second = viewer_api.get(first["next"]).json()
+    assert [c["client_id"] for c in second["results"]] == [f"proc-{i:03}" for i in range(100, 150)]
+    assert second["next"] is None
+
+    small = viewer_api.get("/api/v1/routers/checkout/clients?page_size=7&page=3").json()
+    assert [c["client_id"] for c in small["results"]] == [f"proc-{i:03}" for i in range(14, 21)]

@@ -246,3 +246,30 @@ def test_webhook_events__created_approved_rejected(single_domain, actor):
     ]
     approved = WebhookEvent.objects.get(type="change_request.approved")
     assert approved.data["applied_revision"] == revision.number
+
+
+LATER = "2099-01-01T00:00:00Z"
+POLICY, SCHEDULE = "change-policy", "scheduled-changes/"
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body", "field"),
+    [
+        (POLICY, "put", {"approve_full_phase": "yes"}, "approve_full_phase"),
+        (POLICY, "put", {"approve_kill_switch_release": 1}, "approve_kill_switch_release"),
+        (POLICY, "put", {"approve_threshold_change_above": "1"}, "approve_threshold_change_above"),
+        (SCHEDULE, "post", {"action": 5, "run_at": LATER}, "action"),
+        (SCHEDULE, "post", {"action": "phase.set", "params": [], "run_at": LATER}, "params"),
+        (SCHEDULE, "post", {"action": "phase.set", "params": {}, "run_at": 7}, "run_at"),
+        (SCHEDULE, "post", {"action": "phase.set", "params": {"phase": 3}, "run_at": LATER},
+         "params.phase"),
+    ],
+)  # fmt: skip
+def test_api__wrong_json_types__400_naming_the_field(
+    operator_api, router, path, method, body, field
+):
+    response = getattr(operator_api, method)(
+        f"/api/v1/routers/{router.slug}/{path}", body, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"]

@@ -154,7 +154,10 @@ def test_import_config__seed_yaml__keeps_phase_and_flags(router, actor):
         ("timeout_seconds: 0", "timeout_seconds"),
         ("cost_optimization_target: '0.5'", "cost_optimization_target"),
         ("treshold: 0.2", "treshold"),
-        ("domain_routing_overrides: {finance: {enabled: true}}", "domain_routing_overrides"),
+        (
+            "domain_routing_overrides: {finance: {enabled: true}}",
+            "domain_routing_overrides.finance",
+        ),
     ],
 )
 def test_import_config__bad_value__error_names_field_nothing_written(router, tmp_path, body, field):

@@ -8,6 +8,7 @@ from controlplane import services
 from controlplane.models import AuditEntry, ConfigRevision
 from controlplane.selectors import current_revision
 from controlplane.snapshot import Snapshot
+from routing.config import default_config_dict
 from routing.evaluation import DOMAIN_FLAGS, FLAG_NAMES
 
 
@@ -205,7 +206,10 @@ def test_update_config__audits_exact_diff(router, actor):
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"cost_optimization_target": 2}, "cost_optimization_target"),
         ({"metrics_retention_days": 0}, "metrics_retention_days"),
-        ({"domain_routing_overrides": {"finance": {"enabled": True}}}, "domain_routing_overrides"),
+        (
+            {"domain_routing_overrides": {"finance": {"enabled": True}}},
+            "domain_routing_overrides.finance",
+        ),
         ({"enabled": "yes"}, "enabled"),
         ({"colour": "blue"}, "colour"),
     ],
@@ -237,9 +241,10 @@ def test_stale_expected_revision__raises_and_writes_nothing(router, actor):
     assert _current(router).config["threshold"] == 0.11593
 
 
-def test_edit_config__only_changed_fields_written__none_when_unchanged(router, actor):
+def test_edit_config__only_changed_fields_written__unchanged_writes_nothing(router, actor):
     values = dict(_current(router).config)
-    assert services.edit_config(router=router, values=values, actor=actor) is None
+    unchanged = services.edit_config(router=router, values=values, actor=actor)
+    assert unchanged.number == 1 and unchanged.changed is False
     assert _current(router).number == 1
     revision = services.edit_config(
         router=router, values={**values, "threshold": 0.3}, actor=actor, expected_revision=1
@@ -429,3 +434,41 @@ def test_every_write__one_revision_and_one_audit_entry_with_the_exact_diff(route
     assert list(router.revisions.order_by("number").values_list("number", flat=True)) == list(
         range(1, len(writes) + 2)
     )
+
+
+# --- a write that changes nothing publishes nothing -----------------------------------------
+
+UNCHANGED_WRITES = {
+    "config-put": lambda r, a: services.update_config(
+        router=r, changes=default_config_dict(), partial=False, actor=a
+    ),
+    "config-patch-same": lambda r, a: services.update_config(
+        router=r, changes={"threshold": 0.11593, "router_type": "mf"}, actor=a
+    ),
+    "config-patch-empty": lambda r, a: services.update_config(router=r, changes={}, actor=a),
+    "flag": lambda r, a: services.set_flag(
+        router=r, name="routellm_enabled", enabled=False, rollout_percent=0, actor=a
+    ),
+    "phase": lambda r, a: services.set_phase(router=r, phase="disabled", actor=a),
+    "kill-switch-release": lambda r, a: services.set_kill_switch(router=r, engaged=False, actor=a),
+    "rollback-to-current": lambda r, a: services.rollback_to(router=r, number=1, actor=a),
+}
+
+
+@pytest.mark.parametrize("write", UNCHANGED_WRITES.values(), ids=UNCHANGED_WRITES.keys())
+def test_unchanged_write__current_revision_unchanged_no_revision_no_audit(router, actor, write):
+    audit_rows = AuditEntry.objects.count()
+
+    revision = write(router, actor)
+
+    assert (revision.number, revision.changed) == (1, False)
+    assert revision.flags_dict()["routellm_enabled"] == {"enabled": False, "rollout_percent": 0}
+    assert ConfigRevision.objects.filter(router=router).count() == 1
+    assert AuditEntry.objects.count() == audit_rows
+
+
+def test_changed_write__new_revision_marked_changed(router, actor):
+    revision = services.update_config(router=router, changes={"threshold": 0.3}, actor=actor)
+    assert (revision.number, revision.changed) == (2, True)
+    again = services.update_config(router=router, changes={"threshold": 0.3}, actor=actor)
+    assert (again.number, again.changed) == (2, False)

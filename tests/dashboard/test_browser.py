@@ -606,7 +606,7 @@ def test_scheduled_change__scheduled_in_the_page__applied_at_its_time(
 
     # A second one, cancelled from the page before its time.
     form.get_by_label("Action").select_option("phase.set")
-    form.get_by_label("Phase").select_option("monitoring")
+    form.get_by_label("Phase to set").select_option("monitoring")
     form.get_by_label("When (UTC)").fill(when)
     form.get_by_role("button", name="Schedule").click()
     expect(page.locator(".scheduled-change")).to_have_count(2)
@@ -626,9 +626,176 @@ def test_scheduled_change__bad_input__field_error_and_nothing_stored(
     page.goto(f"{base}/routers/{router.slug}/")
     form = page.locator("#scheduled-changes")
     form.get_by_label("Action").select_option("phase.set")
-    form.get_by_label("Phase").select_option("single_domain")  # no domain chosen
+    form.get_by_label("Phase to set").select_option("single_domain")  # no domain chosen
     when = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     form.get_by_label("When (UTC)").fill(when)
     form.get_by_role("button", name="Schedule").click()
     expect(page.locator(".notice-error")).to_contain_text("Nothing changed")
     assert not ScheduledChange.objects.exists()
+
+
+def test_savings__quality_beside_savings__kpi_and_breakdown_columns(
+    transactional_db, live_server, page, router, viewer_user
+):
+    from tracking.models import Event
+    from tracking.outcome_ingest import record_outcomes
+
+    base = live_server.url
+    _events(router)
+    # Quality scores for the legal and technical events; medical gets none (its cell: "—").
+    scored = Event.objects.filter(router=router, domain__in=["legal", "technical"])
+    outcomes = [
+        {"event_id": str(e.event_id), "quality": 0.9 if e.domain == "legal" else 0.6}
+        for e in scored
+    ]
+    assert record_outcomes(router_id=router.pk, payload={"outcomes": outcomes}).accepted == 40
+    log_in(page, base, "victor", "viewer-pass-123")
+
+    page.goto(f"{base}/routers/checkout/savings/?days=30")
+
+    kpi = page.locator(".kpi-quality")
+    expect(kpi).to_contain_text("0.75")
+    expect(kpi).to_contain_text("average of 40 scored requests")
+    by_domain = page.locator("section", has=page.get_by_role("heading", name="By domain"))
+    expect(by_domain.get_by_role("columnheader", name="Quality")).to_be_visible()
+    for domain, text in (("legal", "0.90 (20)"), ("technical", "0.60 (20)"), ("medical", "—")):
+        row = by_domain.locator("tr", has=page.locator(".breakdown-key", has_text=domain))
+        expect(row.locator('[data-label="Quality"]')).to_have_text(text)
+    by_model = page.locator("section", has=page.get_by_role("heading", name="By model"))
+    expect(by_model.get_by_role("columnheader", name="Quality")).to_be_visible()
+    shoot(page, "savings-quality")
+
+
+def test_guardrail__created_and_edited_in_the_page(
+    transactional_db, live_server, page, router, operator_user
+):
+    from tracking.models import Guardrail
+
+    base = live_server.url
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.goto(f"{base}/routers/{router.slug}/")
+    section = page.locator("#guardrail-section")
+    expect(section.locator("#guardrail-status")).to_contain_text("Not set")
+
+    section.get_by_label("Enabled").check()
+    section.get_by_label("Min success rate (0–1)").fill("0.9")
+    section.get_by_label("Max fallback rate (0–1)").fill("0.3")
+    section.get_by_label("Window (minutes)").fill("20")
+    section.get_by_label("Min requests").fill("40")
+    section.get_by_role("button", name="Save guardrail").click()
+
+    expect(page.locator("#guardrail-section")).to_contain_text("Guardrail saved.")
+    expect(page.locator("#guardrail-status")).to_contain_text("Enabled")
+    guardrail = Guardrail.objects.get(router=router)
+    assert (guardrail.enabled, guardrail.min_success_rate, guardrail.max_fallback_rate) == (
+        True,
+        0.9,
+        0.3,
+    )
+    assert (guardrail.window_minutes, guardrail.min_requests) == (20, 40)
+
+    # A bad value: the field says why, nothing changes.
+    page.locator("#guardrail-section").get_by_label("Min success rate (0–1)").fill("2")
+    page.locator("#guardrail-section").get_by_role("button", name="Save guardrail").click()
+    expect(page.locator("#id_guardrail_min_success_rate_error")).to_be_visible()
+    guardrail.refresh_from_db()
+    assert guardrail.min_success_rate == 0.9
+    shoot(page, "guardrail-form", sizes=(LAPTOP,))
+
+
+def test_guardrail__tripped_by_bad_events__banner_with_the_numbers(
+    transactional_db, live_server, page, router, operator_user, actor
+):
+    import json
+    import urllib.request
+
+    from tracking.guardrails import set_guardrail
+    from tracking.tasks import check_guardrails
+
+    services.set_phase(router=router, phase="monitoring", actor=actor)
+    services.set_phase(router=router, phase="single_domain", domain="legal", actor=actor)
+    services.set_phase(router=router, phase="full", actor=actor)
+    set_guardrail(router=router, actor=actor, enabled=True, min_requests=30, window_minutes=15)
+    _, key = services.create_api_key(router=router, role="router", actor=actor)
+    now = timezone.now().isoformat()
+    events = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "timestamp": now,
+            "selected_model": "gpt-3.5-turbo",
+            "success": i >= 12,  # 28/40 = 70 % success
+            "fallback_used": i < 4,  # 10 % fallbacks
+        }
+        for i in range(40)
+    ]
+    request = urllib.request.Request(
+        f"{live_server.url}/api/v1/events",
+        data=json.dumps({"events": events}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        assert json.load(response)["accepted"] == 40
+
+    assert check_guardrails() == 1
+
+    base = live_server.url
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.goto(f"{base}/routers/{router.slug}/")
+    banner = page.locator("#guardrail-tripped")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Guardrail tripped")
+    expect(banner).to_contain_text("success rate 0.700 (minimum 0.95)")
+    expect(banner).to_contain_text("fallback rate 0.100 (maximum 0.25)")
+    expect(banner).to_contain_text("over 40 requests")
+    router.refresh_from_db()
+    expect(banner).to_contain_text(f"revision #{router.current_revision.number}")
+    assert router.current_revision.phase == "single_domain"
+    shoot(page, "guardrail-banner", sizes=(LAPTOP,))
+
+    # The operator moves on: the banner goes (the trip stays in the section's history).
+    services.set_phase(router=router, phase="full", actor=actor)
+    page.reload()
+    expect(page.locator("#guardrail-status")).to_contain_text("last tripped")
+    expect(page.locator("#guardrail-tripped")).to_have_count(0)
+
+
+def test_experiment__created_started_compared_concluded_in_the_page(
+    transactional_db, live_server, page, dialogs, router, operator_user
+):
+    from controlplane.models import Experiment
+
+    base = live_server.url
+    log_in(page, base, "olivia", "operator-pass-123")
+    page.goto(f"{base}/routers/{router.slug}/")
+    section = page.locator("#experiments-section")
+    expect(section).to_contain_text("No experiments yet.")
+    section.get_by_label("Name").fill("higher bar")
+    section.get_by_label("Treatment threshold (0–1)").fill("0.4")
+    section.get_by_label("Share of keys in treatment (0–1)").fill("0.25")
+    section.get_by_role("button", name="Create experiment").click()
+    expect(page.locator("#experiments-section")).to_contain_text("Experiment created (draft).")
+    experiment = Experiment.objects.get(router=router)
+
+    page.locator(f"#experiment-{experiment.pk}").get_by_role("button", name="Start").click()
+    expect(page.locator(f"#experiment-{experiment.pk}")).to_have_attribute("data-status", "running")
+    assert dialogs.messages[-1] == "Start higher bar? Routers get it in a new revision."
+    row = page.locator(f"#experiment-{experiment.pk} tr[data-metric='success_rate']")
+    expect(row).to_contain_text("too few requests to tell")
+    router.refresh_from_db()
+    assert router.current_revision.experiment == {
+        "id": experiment.pk,
+        "split": 0.25,
+        "treatment_threshold": 0.4,
+    }
+    shoot(page, "experiment-running", sizes=(LAPTOP,))
+
+    card = page.locator(f"#experiment-{experiment.pk}")
+    card.get_by_label("Conclusion").fill("ship it")
+    card.get_by_label("Apply the treatment (publish threshold 0.4)").check()
+    card.get_by_role("button", name="Conclude").click()
+    expect(page.locator(f"#experiment-{experiment.pk}")).to_have_attribute(
+        "data-status", "concluded"
+    )
+    router.refresh_from_db()
+    assert router.current_revision.config["threshold"] == 0.4
+    assert router.current_revision.experiment is None

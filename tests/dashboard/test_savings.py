@@ -13,6 +13,8 @@ import pytest
 from django.utils import timezone
 
 from tests.servers import celery_worker_process, test_database_url
+from tests.tracking.conftest import make_event
+from tracking.ingest import record_events
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -62,6 +64,56 @@ def test_savings__figures_charts_and_breakdowns(viewer_client, with_events):
     assert 'disabled title="Viewers cannot change routers">Recompute now' in body
 
 
+def _rate(router, scores: list[float | None]) -> None:
+    """Outcomes for the router's events, newest first, with these quality scores."""
+    from tracking.models import Event
+    from tracking.outcome_ingest import record_outcomes
+
+    ids = Event.objects.filter(router=router).order_by("-timestamp", "event_id")
+    outcomes = [
+        {"event_id": str(event_id), "quality": score, "success": True}
+        for event_id, score in zip(ids.values_list("event_id", flat=True), scores, strict=False)
+    ]
+    assert record_outcomes(router_id=router.pk, payload={"outcomes": outcomes}).accepted
+
+
+def _cells(body: str, key: str) -> list[str]:
+    """The Quality cells of the breakdown row whose key cell reads `key`."""
+    row = body.split(f'breakdown-key">{key}<', 1)[1].split("</tr>", 1)[0]
+    return re.findall(r'data-label="Quality">(.*?)</td>', row)
+
+
+def test_savings__quality_beside_savings__average_samples_and_per_row(viewer_client, with_events):
+    from tracking.models import Event
+
+    _rate(with_events, [1.0, 0.5, 0.75])
+    scored = Event.objects.filter(router=with_events, quality__isnull=False)
+    by_domain = {d: [e.quality for e in scored if e.domain == d] for d in ("legal", "technical")}
+
+    body = viewer_client.get("/routers/checkout/savings/").content.decode()
+
+    kpi = body.split('kpi-quality">', 1)[1].split("</div>", 1)[0]
+    assert "<strong>0.75</strong>" in kpi and "average of 3 scored requests" in kpi
+    for domain, scores in by_domain.items():
+        (cell,) = _cells(body, domain)
+        if scores:
+            assert f"{sum(scores) / len(scores):.2f} " in cell
+            assert f"({len(scores)})" in cell
+        else:
+            assert "—" in cell and "No outcome with a quality score" in cell
+    assert "Quality “—”" not in body  # some quality was recorded: no explanation needed
+
+
+def test_savings__no_quality_reported__dash_and_why(viewer_client, with_events):
+    body = viewer_client.get("/routers/checkout/savings/").content.decode()
+
+    kpi = body.split('kpi-quality">', 1)[1].split("</div>", 1)[0]
+    assert "<strong>—</strong>" in kpi and "no quality reported" in kpi
+    assert all("—" in cell for cell in _cells(body, "legal") + _cells(body, "gpt-3.5-turbo"))
+    assert "no outcome in this period carried a quality score" in body
+    assert "record_outcome(quality=…)" in body
+
+
 def test_savings__period_selector__htmx_partial(operator_client, with_events):
     response = operator_client.get("/routers/checkout/savings/?days=1", **HX)
     body = response.content.decode()
@@ -97,6 +149,7 @@ def test_savings_csv__one_row_per_day(viewer_client, with_events, url):
     assert int(row["total_requests"]) == 6
     assert float(row["baseline_cost"]) > float(row["actual_cost"]) > 0
     assert float(row["fallback_rate"]) == pytest.approx(1 / 6)
+    assert (row["average_quality"], row["quality_samples"]) == ("", "0")  # none reported
 
 
 def test_recompute__viewer__403(viewer_client, router):
@@ -223,6 +276,8 @@ def test_savings_csv__columns__average_latency_no_empty_percentiles(viewer_clien
         "fallback_rate",
         "average_latency_ms",
         "unpriced_requests",
+        "average_quality",
+        "quality_samples",
     ]
     rows = {r["day"]: r for r in reader}
     # The days the events were stamped with (5 minutes back: see _events).
@@ -240,7 +295,7 @@ def test_savings_csv__columns__average_latency_no_empty_percentiles(viewer_clien
 
 def test_savings__no_events__rates_are_dashes(operator_client, router):
     body = operator_client.get("/routers/checkout/savings/").content.decode()
-    assert "0.0 %" not in body and "— / — ms" in body
+    assert "0.0 %" not in body and "<strong>— / —</strong>" in body  # latency p50 / p95
 
 
 @pytest.mark.parametrize("days", [2, 8, 31, 32, 91])
@@ -261,3 +316,11 @@ def test_chart_x_labels__ends_grow_inwards_and_phones_keep_every_other(days):
     xs = [float(label["x"]) for label in x_labels]
     gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
     assert min(gaps) >= max(gaps) / 2
+
+
+@pytest.mark.django_db
+def test_savings_page__by_revision_table(operator_client, router):
+    record_events(router_id=router.pk, payload={"events": [make_event(revision=1)]})
+    page = operator_client.get("/routers/checkout/savings/").content.decode()
+    assert 'id="by-revision"' in page
+    assert 'data-revision="1"' in page

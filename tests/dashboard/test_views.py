@@ -241,7 +241,7 @@ def test_kill_switch__engage_without_reason__400_inline_error(operator_client, r
     ("data", "expected"),
     [
         ({"enabled": "on", "rollout_percent": "25"}, {"enabled": True, "rollout_percent": 25}),
-        ({"rollout_percent": "0"}, {"enabled": False, "rollout_percent": 0}),
+        ({"enabled": "on", "rollout_percent": "0"}, {"enabled": True, "rollout_percent": 0}),
     ],
 )
 def test_flag__save__one_revision(operator_client, router, data, expected):
@@ -252,6 +252,21 @@ def test_flag__save__one_revision(operator_client, router, data, expected):
     assert response.status_code == 200
     revision = _assert_one_write(router, before, "flag.set")
     assert revision.flags_dict()["routellm_a_b_testing"] == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/routers/checkout/flags/routellm_a_b_testing/", {"rollout_percent": "0"}),  # box unticked
+        ("/routers/checkout/phase/", {"phase": "disabled"}),
+    ],
+)
+def test_unchanged_write__nothing_changed_no_revision(operator_client, router, url, data):
+    before = counts(router)
+    response = operator_client.post(url, {**data, "expected_revision": 1}, **HX)
+    assert response.status_code == 200
+    assert "Nothing changed; still at revision 1." in response.content.decode()
+    assert counts(router) == before
 
 
 @pytest.mark.parametrize("percent", ["101", "-1", "lots", ""])
@@ -297,7 +312,7 @@ def test_config__no_change__nothing_written(operator_client, router):
         "/routers/checkout/config/", _config_post(current(router)), **HX
     )
     assert response.status_code == 200
-    assert "No changes to save" in response.content.decode()
+    assert "Nothing changed; still at revision 1." in response.content.decode()
     assert counts(router) == before
 
 

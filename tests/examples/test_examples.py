@@ -95,8 +95,7 @@ def test_emergency_rollback__local__every_flag_off():
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-class TestRemote:
+class TestRemote:  # not django_db: see tests/flags_live.py
     @pytest.fixture
     def env(self, live_app, live_router, tmp_path):
         def make(key: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 or with 500s, garbage, 401s, a document without an ETag, or not at all, as a test sets `mode`.
 Flag writes (PUT) answer `write_status` (401 and 403 with the real API's messages).
 
-`POST events` and `POST events/outcomes` follow the API contract (CONTRACT §2, §7): events are
+`POST events` and `POST events/outcomes` follow the API (README: API): events are
 stored once per event_id; one outcome per event (the same again is a duplicate, a different one
 is rejected), an outcome for an event not stored is rejected for its item. `post_status` other
 than 200 answers every POST with that status instead. Each POST is kept in `posts` as

@@ -10,8 +10,9 @@ from routing.client import stop_all_pollers
 from routing.evaluation import bucket
 from tests.flags_live import wait_until
 
-# django_db makes pytest-django set up the test database even when only these tests run.
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# Not django_db: the data is committed (live_router) and live_app's teardown flushes it after
+# stopping the server (tests/flags_live.py).
+pytestmark = [pytest.mark.slow]
 ACTOR = Actor("user:sdk-test", "127.0.0.1")
 
 

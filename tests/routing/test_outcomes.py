@@ -139,6 +139,24 @@ def test_remote__outcomes_posted_after_their_events_in_batches(plane, tmp_path):
     tracker.close()
 
 
+def test_remote__outcome_right_after_its_event__applied_once_other_refused(plane, tmp_path):
+    # The event is still queued (validated later, on the sender thread): the outcome finds it.
+    tracker = CostTracker(url=plane.url, api_key="rp_k", spool_dir=tmp_path, flush_interval=1.0)
+    event_id = decide(tracker)
+
+    assert tracker.record_outcome(event_id, prompt_tokens=100, completion_tokens=10) is True
+    assert tracker.record_outcome(event_id, prompt_tokens=100, completion_tokens=10) is True
+    assert tracker.record_outcome(event_id, prompt_tokens=5) is False
+    (tracked,) = tracker.local_events()
+    assert str(tracked.event.event_id) == event_id and tracked.event.prompt_tokens == 100
+
+    assert tracker.flush(timeout=10)
+    assert plane.outcomes[event_id] == {
+        "event_id": event_id, "prompt_tokens": 100, "completion_tokens": 10,
+    }  # fmt: skip
+    tracker.close()
+
+
 def test_remote__unknown_event_rejection__retried_until_the_event_arrives(plane, tmp_path):
     tracker = CostTracker(url=plane.url, api_key="rp_k", spool_dir=tmp_path)
     tracker.sender.outcome_retry_seconds = 30

@@ -90,3 +90,59 @@ def figures_of(row: dict) -> dict[str, float]:
         for name in COMPARED
         if name in row
     } | {"tier": row.get("tier")}
+
+
+def send_with_outcomes(tracker: CostTracker, repeat: int) -> None:
+    """The same decisions, each followed by its call's outcome: tokens the decision did not
+    know, the call's latency, a failure now and then, and a quality score for most."""
+    for i in range(repeat):
+        for n, (domains, method, model, estimate, _extra) in enumerate(EVENTS):
+            event_id = tracker.track_routing_decision(
+                f"prompt {i}-{n}", domains, method, model, estimate, latency_ms=1.0
+            )
+            outcome = {
+                "prompt_tokens": 100 + 37 * n + i,
+                "completion_tokens": 20 + 11 * n,
+                "latency_ms": 150.0 + n,
+                "success": (i + n) % 9 != 0,
+            }
+            if n % 4:
+                outcome["quality"] = round(((i * 7 + n * 3) % 10) / 10, 1)
+            assert tracker.record_outcome(event_id, **outcome) is True
+
+
+def test_same_calls_with_outcomes__local_and_remote_reports_agree(
+    live_server, router, router_key, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("ROUTEPLANE_URL", raising=False)
+    monkeypatch.delenv("ROUTEPLANE_API_KEY", raising=False)
+    local = CostTracker()
+    remote = CostTracker(url=live_server.url, api_key=router_key, spool_dir=tmp_path)
+    send_with_outcomes(local, 20)
+    send_with_outcomes(remote, 20)
+
+    assert remote.flush(timeout=60) is True
+    local_report = local.get_cost_savings_report(period_days=1)
+    remote_report = remote.get_cost_savings_report(period_days=1)
+    remote.close()
+
+    assert remote_report.total_requests == 20 * len(EVENTS)
+    compared = (*COMPARED, "average_quality", "quality_samples")
+    local_figures = {n: _rounded(getattr(local_report, n)) for n in compared}
+    remote_figures = {n: _rounded(getattr(remote_report, n)) for n in compared}
+    assert local_figures == remote_figures
+    assert local_report.quality_samples == 20 * sum(1 for n in range(len(EVENTS)) if n % 4)
+    assert local_report.success_rate < 1.0  # the outcomes' failures count
+    for key in ("domain", "model"):
+        local_rows = {r[key]: _row(r) for r in getattr(local_report, f"by_{key}")}
+        remote_rows = {r[key]: _row(r) for r in getattr(remote_report, f"by_{key}")}
+        assert local_rows == remote_rows
+
+
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _row(row: dict) -> dict:
+    names = (*COMPARED, "average_quality", "quality_samples")
+    return {name: _rounded(row[name]) for name in names if name in row}

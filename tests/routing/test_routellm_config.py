@@ -108,6 +108,10 @@ def test_config_errors__complete_default_dict_is_valid_and_types_are_strict():
     overrides = {"technical": {"enabled": True, "threshold": 0.4, "default_model": "gpt-4o"}}
     assert config_errors({"domain_routing_overrides": overrides}, partial=True) == {}
     bad = {"technical": {"threshold": 3}}
-    assert "domain_routing_overrides" in config_errors(
+    assert "domain_routing_overrides.technical.threshold" in config_errors(
         {"domain_routing_overrides": bad}, partial=True
     )
+    # Unhashable values are errors, not a TypeError from a set lookup.
+    assert "router_type" in config_errors({"router_type": {}}, partial=True)
+    unhashable = {"domain_routing_overrides": {"legal": {"router_type": []}}}
+    assert "domain_routing_overrides.legal.router_type" in config_errors(unhashable, partial=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -127,4 +128,41 @@ def test_send__invalid_batch__dropped_and_counted(plane, tmp_path):
     assert tracker.flush(timeout=10) is True
     assert tracker.dropped == 4 and tracker.spilled == 0
     assert not list(tracker.spool_dir.glob("batch-*"))
+    tracker.close()
+
+
+def test_send__events_carry_schema_fields_only_with_iso_timestamps(plane, tmp_path):
+    tracker = CostTracker(url=plane.url, api_key=KEY_A, spool_dir=tmp_path)
+    event_id = tracker.track_routing_decision(
+        "a private prompt", ["legal"], "routellm", "gpt-4o", None, ab_group="b", not_a_field=1
+    )
+
+    assert tracker.flush(timeout=10) is True
+    (item,) = plane.posted("events")
+    assert item["event_id"] == event_id
+    assert datetime.fromisoformat(item["timestamp"]).tzinfo is not None
+    assert item["ab_group"] == "b" and item["model_tier"] == "other"
+    assert "not_a_field" not in item and "private" not in str(item)
+    tracker.close()
+
+
+def test_send__batch_that_cannot_be_sent__dropped_thread_keeps_sending(plane, tmp_path):
+    tracker = CostTracker(url=plane.url, api_key=KEY_A, spool_dir=tmp_path, batch_size=10)
+    prepare = tracker.sender.prepare_events
+    calls = []
+
+    def broken_once(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:  # e.g. a value JSON cannot hold
+            raise TypeError("Type is not JSON serializable: numpy.float64")
+        return prepare(batch)
+
+    tracker.sender.prepare_events = broken_once
+    lost = track(tracker, 3)
+    assert tracker.flush(timeout=10) is True
+    kept = track(tracker, 4)
+    assert tracker.flush(timeout=10) is True
+    wait_for(lambda: set(plane.events) == set(kept))
+    assert not set(lost) & set(plane.events)
+    assert tracker.dropped == 3
     tracker.close()

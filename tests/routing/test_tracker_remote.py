@@ -91,3 +91,27 @@ def test_remote__key_refused__batch_kept_in_the_spool(live_server, router, tmp_p
     assert len(list(tracker.spool_dir.glob("batch-*.json"))) == 1
     assert "refused this API key (HTTP 401)" in caplog.text
     tracker.close()
+
+
+def test_remote__invalid_events__validated_off_the_callers_thread_counted_never_sent(
+    live_server, router, router_key, tmp_path, caplog
+):
+    tracker = CostTracker(url=live_server.url, api_key=router_key, spool_dir=tmp_path)
+    good = track(tracker, 3)
+    negative_cost = tracker.track_routing_decision("a", ["legal"], "routellm", "gpt-4o", -1.0)
+    nul_domain = tracker.track_routing_decision("a", ["le\x00gal"], "routellm", "gpt-4o", None)
+    good += track(tracker, 2, text="after")
+
+    # Each call returned its id at once; the sender thread validated the queued events.
+    assert tracker.flush(timeout=60) is True
+
+    stored = {
+        str(e) for e in Event.objects.filter(router=router).values_list("event_id", flat=True)
+    }
+    assert stored == set(good)
+    assert negative_cost not in stored and nul_domain not in stored
+    assert tracker.sent == 5 and tracker.dropped == 2
+    assert "estimated_cost" in caplog.text and "domains" in caplog.text
+    # The process's own copy (the reports' fallback) keeps only what the schema accepts.
+    assert {str(t.event.event_id) for t in tracker.local_events()} == set(good)
+    tracker.close()

@@ -105,6 +105,25 @@ def test_post__far_future_timestamp__rejected(router_api):
     assert body["rejected"][0]["errors"] == {"timestamp": ["Is more than 5 minutes in the future."]}
 
 
+def test_post__offset_beyond_postgres_range__stored_in_utc(router_api):
+    # ISO 8601 allows +22:47; PostgreSQL refuses offsets past 15:59 (found by schemathesis: a
+    # 500 that dropped the whole batch).
+    event = make_event(timestamp="2012-05-14T05:37:33.654617-22:47")
+
+    body = post_events(router_api, [event, make_event()]).json()
+
+    assert (body["accepted"], body["rejected"]) == (2, [])
+    stored = Event.objects.get(event_id=event["event_id"]).timestamp
+    assert stored == datetime(2012, 5, 15, 4, 24, 33, 654617, tzinfo=UTC)
+
+
+def test_post__timestamp_before_year_1_in_utc__rejected(router_api):
+    body = post_events(router_api, [make_event(timestamp="0001-01-01T00:00:00+01:00")]).json()
+
+    assert body["accepted"] == 0
+    assert body["rejected"] == [{"index": 0, "errors": {"timestamp": ["Is out of range."]}}]
+
+
 def test_post__item_not_an_object__rejected_by_index(router_api):
     body = post_events(router_api, [make_event(), "nope", 3]).json()
 

@@ -102,3 +102,23 @@ def test_guardrail_api__viewer_reads_operator_writes_bad_input_400(
     assert bad.status_code == 400
     assert "min_success_rate" in bad.json()["errors"]
     assert AuditEntry.objects.filter(action="guardrail.set").count() == 1
+
+
+def test_trip__stores_the_figures__tripped_while_its_step_back_is_current(routed, actor):
+    assert guardrails.tripped_guardrail(router=routed) is None
+    post_events(routed, ok=14, failed=6, fallbacks=8)
+
+    assert check_guardrails() == 1
+
+    routed.refresh_from_db()
+    guardrail = guardrails.tripped_guardrail(router=routed)
+    assert guardrail is not None
+    assert guardrail.tripped_revision == routed.current_revision.number
+    assert (guardrail.tripped_requests, guardrail.tripped_success_rate) == (20, 0.7)
+    assert guardrail.tripped_fallback_rate == 0.4
+    assert guardrail.tripped_since is not None
+    assert "fallback rate 40.0% > 25.0%" in guardrail.tripped_reason
+    # An operator moves on (a new revision): the trip is history, no longer the current state.
+    services.set_phase(router=routed, phase="full", actor=actor)
+    routed.refresh_from_db()
+    assert guardrails.tripped_guardrail(router=routed) is None

@@ -19,6 +19,7 @@ from tests.tracking.recount import (
 )
 from tracking import reports, rollups
 from tracking.models import Event, EventDailyRollup, SavingsReport
+from tracking.outcome_ingest import record_outcomes
 from tracking.reports import metrics_summary, overview_stats, report_between, savings_report
 
 pytestmark = pytest.mark.django_db
@@ -145,6 +146,7 @@ def test_reports__no_data__all_numbers_zero(router):
         numbers = {
             k: v for k, v in data.items() if k not in ("router", "start", "end", "period_days")
         }
+        assert numbers.pop("average_quality") is None  # null, not 0, without data
         for key, value in numbers.items():
             if not isinstance(value, list):
                 assert value == 0, key
@@ -314,3 +316,42 @@ def test_daily_report__stored_once_per_day(router):
     report = SavingsReport.objects.get(router=router, day=day)
     assert report.data["total_requests"] == 3
     assert [d["day"] for d in report.data["by_day"]] == [day.isoformat()]
+
+
+def test_quality__averaged_per_domain_model_tier_and_day(router_api, router):
+    at = datetime.now(UTC) - timedelta(hours=2)
+    events = [
+        make_event(timestamp=at, selected_model="gpt-3.5-turbo", domains=["legal"]),
+        make_event(timestamp=at, selected_model="gpt-3.5-turbo", domains=["technical"]),
+        make_event(timestamp=at, selected_model="gpt-4-1106-preview", domains=["legal"]),
+        make_event(timestamp=at, selected_model="gpt-4-1106-preview", domains=["technical"]),
+    ]
+    post_events(router_api, events)
+    scores = [0.5, 1.0, 0.75, None]  # the last outcome reports success only: no quality
+    outcomes = [
+        {"event_id": e["event_id"], "quality": q, "success": True}
+        for e, q in zip(events, scores, strict=True)
+    ]
+    assert record_outcomes(router_id=router.pk, payload={"outcomes": outcomes}).accepted == 4
+
+    report = savings_report(router=router, period_days=1)
+
+    assert (report["average_quality"], report["quality_samples"]) == (pytest.approx(0.75), 3)
+    domains = {d["domain"]: d for d in report["by_domain"]}
+    assert domains["legal"]["average_quality"] == pytest.approx(0.625)
+    assert domains["technical"]["average_quality"] == pytest.approx(1.0)
+    assert domains["technical"]["quality_samples"] == 1
+    models = {m["model"]: m for m in report["by_model"]}
+    assert models["gpt-3.5-turbo"]["average_quality"] == pytest.approx(0.75)
+    assert models["gpt-4-1106-preview"]["quality_samples"] == 1
+    tiers = {t["tier"]: t for t in report["by_tier"]}
+    assert tiers["weak"]["average_quality"] == pytest.approx(0.75)
+    assert tiers["strong"]["average_quality"] == pytest.approx(0.75)
+    assert tiers["strong"]["total_requests"] == 2
+    day = next(d for d in report["by_day"] if d["total_requests"])
+    assert day["quality_samples"] == 3
+    assert [d["average_quality"] for d in report["by_day"] if not d["total_requests"]] == [
+        None for d in report["by_day"] if not d["total_requests"]
+    ]
+    summary = metrics_summary(router=router, period_days=1)
+    assert (summary["average_quality"], summary["quality_samples"]) == (pytest.approx(0.75), 3)

@@ -14,6 +14,7 @@ from tests.tracking.conftest import make_event, test_database_url
 from tracking import repricing, tasks
 from tracking.ingest import record_events
 from tracking.models import EventRollup, ModelPrice
+from tracking.outcome_ingest import record_outcomes
 from tracking.reports import savings_report
 
 pytestmark = [
@@ -96,3 +97,35 @@ def test_recompute_savings__reports_progress_then_success(celery_worker, router)
     assert result.get(timeout=30) == {"changed": 30}
     assert AsyncResult(result.id).state == "SUCCESS"
     assert savings_report(router=router)["actual_cost"] == pytest.approx(30 * 1000 * 1e-6)
+
+
+def test_outcomes_after_worker_rollup__worker_folds_new_values_report_exact(celery_worker, router):
+    events = [make_event(latency_ms=3.0, domains=["legal"]) for _ in range(40)]
+    ingest(router, events)
+    assert tasks.rollup_events.delay().get(timeout=30) == 40
+    outcomes = [
+        {
+            "event_id": e["event_id"],
+            "prompt_tokens": 1000,
+            "completion_tokens": 1000,
+            "quality": 0.5,
+        }
+        for e in events[:10]
+    ]
+
+    result = record_outcomes(router_id=router.pk, payload={"outcomes": outcomes})
+
+    assert result.accepted == 10
+    # gpt-3.5-turbo: 1000 x 0.5e-6 + 1000 x 1.5e-6 = 0.002 each; the other 30 are unpriced.
+    expected = {"total_requests": 40, "unpriced_requests": 30, "quality_samples": 10}
+    report = savings_report(router=router)
+    assert {k: report[k] for k in expected} == expected
+    assert report["actual_cost"] == pytest.approx(10 * 0.002)
+    assert tasks.rollup_events.delay().get(timeout=30) == 10
+    after = savings_report(router=router)
+    assert {k: after[k] for k in expected} == expected
+    assert after["actual_cost"] == pytest.approx(10 * 0.002)
+    assert after["by_domain"][0]["average_quality"] == pytest.approx(0.5)
+    rolled = EventRollup.objects.filter(router=router)
+    assert sum(r.requests for r in rolled) == 40
+    assert sum(r.quality_count for r in rolled) == 10

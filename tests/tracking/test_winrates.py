@@ -119,3 +119,21 @@ def test_histogram_reads__cached_parts_follow_new_folds_of_today_and_of_closed_d
         cursor.execute("UPDATE tracking_event SET cost = 0 WHERE router_id = %s", [router.pk])
     rollups.rebuild_rollups(router_id=router.pk, since=now - timedelta(days=3))
     assert sum(r.cost for r in winrate_histogram(router_id=router.pk, start=start)) == 0
+
+
+def test_outcomes_after_the_fold__histogram_follows_their_tokens_once(router):
+    from tracking.outcome_ingest import record_outcomes
+
+    events = routed_events(beta_rates(200, 2, 5, seed=9), threshold=0.3)
+    ingest_and_fold(router, events)
+    outcomes = [
+        {"event_id": e["event_id"], "prompt_tokens": 5000, "completion_tokens": 900, "quality": 0.8}
+        for e in events[:50]
+    ]
+
+    result = record_outcomes(router_id=router.pk, payload={"outcomes": outcomes})
+    assert result.accepted == 50
+    assert rollups.rollup_events() == 50
+
+    assert sum(r[5] for r in histogram_rows(router)) == 200
+    assert histogram_rows(router) == recount(router)

@@ -9,7 +9,9 @@ from typing import Any
 import msgspec
 from rest_framework import serializers
 
-from routing.events import MAX_EVENTS_PER_BATCH, EventIn
+from controlplane.api.jsontypes import JsonInput
+from routing.events import MAX_EVENTS_PER_BATCH, EventIn, OutcomeIn
+from tracking.outcomes import MAX_OUTCOMES_PER_BATCH
 
 
 def openapi_schema(struct: type) -> dict[str, Any]:
@@ -48,6 +50,19 @@ EVENT_BATCH_SCHEMA: dict[str, Any] = {
 }
 
 
+OUTCOME_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["outcomes"],
+    "properties": {
+        "outcomes": {
+            "type": "array",
+            "maxItems": MAX_OUTCOMES_PER_BATCH,
+            "items": openapi_schema(OutcomeIn),
+        }
+    },
+}
+
+
 class RejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
@@ -77,6 +92,8 @@ class MetricsSummarySerializer(serializers.Serializer):
     estimated_savings = serializers.FloatField()
     savings_percent = serializers.FloatField()
     unpriced_requests = serializers.IntegerField()
+    average_quality = serializers.FloatField(allow_null=True)  # null: no quality reported
+    quality_samples = serializers.IntegerField()
 
 
 class SavingsReportSerializer(MetricsSummarySerializer):
@@ -89,9 +106,10 @@ class SavingsReportSerializer(MetricsSummarySerializer):
     by_day = serializers.ListField(child=serializers.DictField())
     by_domain = serializers.ListField(child=serializers.DictField())
     by_model = serializers.ListField(child=serializers.DictField())
+    by_tier = serializers.ListField(child=serializers.DictField())
 
 
-class GuardrailInput(serializers.Serializer):
+class GuardrailInput(JsonInput):
     enabled = serializers.BooleanField(required=False)
     min_success_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
     max_fallback_rate = serializers.FloatField(required=False, min_value=0, max_value=1)

@@ -1,16 +1,18 @@
-"""Tracking API: POST events (the ingestion hot path) and the two report reads.
+"""Tracking API: POST events (the ingestion hot path), POST outcomes, the two report reads.
 
-The events view parses the body itself (orjson) and validates with msgspec in
-tracking.events: no DRF parser or serializer runs per event.
+The events view parses the body itself (orjson, tracking.events_http) and validates with
+msgspec in tracking.events: no DRF parser or serializer runs per event.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,15 +23,26 @@ from controlplane.api.errors import errors_response
 from controlplane.api.input import router_for, validated
 from controlplane.api.output import ErrorOutput
 from controlplane.api.permissions import IsRouterReader, IsViewer
+from controlplane.bodylimit import TOO_LARGE_ERRORS
 from controlplane.models import ApiKey, Role, Router
 from tracking import guardrails, reports
 from tracking.api import serializers
-from tracking.events import BatchError
-from tracking.ingest import record_events
+from tracking.events_http import answer_events, answer_outcomes
+from tracking.revision_report import revision_breakdown
 
 
 def _json(data: object, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _batch_answer(request: Request, answer: Callable[..., tuple[int, bytes]]) -> HttpResponse:
+    """A batch post's answer from its raw body (DRF's parsers never run on these hot paths)."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _json({"errors": TOO_LARGE_ERRORS}, 413)  # as the ASGI wrapper answers
+    status, body = answer(router_id=request.auth.router_id, raw=raw)
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 class CanPostEvents(BasePermission):
@@ -43,7 +56,11 @@ class CanPostEvents(BasePermission):
 
 
 class EventIngestApi(APIView):
-    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}."""
+    """POST {"events": [...]} (at most 1000) -> {"accepted", "duplicates", "rejected"}.
+
+    Under ASGI, tracking.fastpath answers this in front of Django (same answer); this view is
+    its fallback (keys it does not know yet, WSGI servers, tests).
+    """
 
     permission_classes = [CanPostEvents]
 
@@ -52,19 +69,21 @@ class EventIngestApi(APIView):
         responses={200: serializers.IngestResultSerializer},
     )
     def post(self, request: Request) -> HttpResponse:
-        try:
-            raw = request.body  # the raw bytes: DRF's parsers never run on this hot path
-        except RequestDataTooBig:
-            return _json({"errors": {"body": ["Request body too large."]}}, 413)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return _json({"errors": {"body": [f"Malformed JSON: {exc}"]}}, 400)
-        try:
-            result = record_events(router_id=request.auth.router_id, payload=body, raw=raw)
-        except BatchError as exc:
-            return _json({"errors": exc.errors}, exc.status)
-        return _json(result.to_dict())
+        return _batch_answer(request, answer_events)
+
+
+class OutcomeIngestApi(APIView):
+    """POST {"outcomes": [...]} (at most 1000): each call's outcome, attached to its event once
+    -> {"accepted", "duplicates", "rejected"}."""
+
+    permission_classes = [CanPostEvents]
+
+    @extend_schema(
+        request={"application/json": serializers.OUTCOME_BATCH_SCHEMA},
+        responses={200: serializers.IngestResultSerializer},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        return _batch_answer(request, answer_outcomes)
 
 
 def _report_router(request: Request) -> Router:
@@ -104,17 +123,35 @@ class _ReportApi(APIView):
         if request_role(request) is None:
             raise PermissionDenied()
         router = _report_router(request)
-        return _json(self.selector(router=router, period_days=period_days))
+        return _json(self.report(request, router, period_days))
+
+    def report(self, request: Request, router: Router, period_days: int) -> dict:
+        return self.selector(router=router, period_days=period_days)
 
 
 PERIOD_DAYS = OpenApiParameter("period_days", int, description="1..366, default 7")
 
 
-@extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.SavingsReportSerializer})
+GROUP_BY = OpenApiParameter("group_by", str, enum=["revision"], description="adds by_revision")
+
+
+@extend_schema(
+    parameters=[PERIOD_DAYS, GROUP_BY], responses={200: serializers.SavingsReportSerializer}
+)
 class SavingsReportApi(_ReportApi):
     """GET reports/savings?period_days=N: totals plus by_day, by_domain and by_model."""
 
     selector = staticmethod(reports.savings_report)
+
+    def report(self, request: Request, router: Router, period_days: int) -> dict:
+        # ?group_by=revision adds `by_revision` (tracking.revision_report): before/after.
+        group_by = request.query_params.get("group_by", "")
+        if group_by not in ("", "revision"):
+            raise ValidationError({"group_by": ["The only grouping is 'revision'."]})
+        data = super().report(request, router, period_days)
+        if group_by == "revision":
+            data["by_revision"] = revision_breakdown(router=router, period_days=period_days)
+        return data
 
 
 @extend_schema(parameters=[PERIOD_DAYS], responses={200: serializers.MetricsSummarySerializer})

@@ -38,13 +38,6 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: invalid routellm config: {field_errors_text(errors)}")
         current = target.current_revision.config
         wanted = {**(current if merge else default_config_dict()), **section}
-        if wanted == current:
-            # Safe to run twice: the same file publishes nothing new.
-            self.stdout.write(
-                f"Config of {target.slug} already matches {path} "
-                f"(revision {target.current_revision.number}); nothing written."
-            )
-            return
         try:
             revision = update_config(
                 router=target,
@@ -55,6 +48,13 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise command_error(exc) from None
+        if not revision.changed:
+            # Safe to run twice: the same file publishes nothing new.
+            self.stdout.write(
+                f"Config of {target.slug} already matches {path} "
+                f"(revision {revision.number}); nothing written."
+            )
+            return
         self.stdout.write(
             self.style.SUCCESS(f"Imported {path} into {target.slug}: revision {revision.number}.")
         )

@@ -16,6 +16,6 @@ def unseed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tracking", "0007_winrate_histogram")]
+    dependencies = [("tracking", "0010_winrate_histogram")]
 
     operations = [migrations.RunPython(seed, unseed)]

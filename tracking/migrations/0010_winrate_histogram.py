@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("controlplane", "0006_change_requests_and_scheduled_changes"),
-        ("tracking", "0006_guardrail"),
+        ("tracking", "0009_guardrail_trip_figures"),
     ]
 
     operations = [
