@@ -305,6 +305,8 @@ class WinRateBucket(models.Model):
     baseline = models.FloatField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
+    quality_count = models.BigIntegerField(default=0)
+    quality_sum = models.FloatField(default=0)
 
     class Meta:
         constraints = [

@@ -11,10 +11,9 @@ strong model, as the savings report prices it); one that moves to the weak side 
 by the strong model costs its tokens at the current weak model's price (else at the window's
 weak/strong cost ratio). Fallbacks and "other" tiers stay as observed.
 
-Quality: the histogram has no quality sums yet; when events carry `quality` (the outcomes
-work), add quality_count / quality_sum to tracking.winrates.WINRATE_SUMS and average them here
-like cost (moved calls would take the average quality of the observed calls of their new tier in
-the same bucket). Until then `average_quality` is null.
+Quality (outcomes' 0-1 scores, where recorded): a call that keeps its side keeps its score; a
+moved call takes the average score of the calls its new tier served in the same bucket, else in
+the whole window, else keeps its own.
 """
 
 from __future__ import annotations
@@ -42,10 +41,19 @@ class Figures:
     baseline_cost: float
     savings: float
     savings_fraction: float
-    average_quality: float | None = None  # hook: see the module docstring
+    average_quality: float | None  # None: no quality recorded
+    quality_samples: int
 
 
-def _figures(requests: int, strong: int, weak: int, cost: float, baseline: float) -> Figures:
+def _figures(
+    requests: int,
+    strong: int,
+    weak: int,
+    cost: float,
+    baseline: float,
+    quality: tuple[float, float] = (0, 0.0),
+) -> Figures:
+    samples, total = quality
     return Figures(
         requests=requests,
         strong=strong,
@@ -56,6 +64,8 @@ def _figures(requests: int, strong: int, weak: int, cost: float, baseline: float
         baseline_cost=baseline,
         savings=baseline - cost,
         savings_fraction=round((baseline - cost) / baseline, 6) if baseline > 0 else 0.0,
+        average_quality=round(total / samples, 6) if samples else None,
+        quality_samples=int(round(samples)),
     )
 
 
@@ -77,6 +87,7 @@ def observed(histogram: list[BucketSums]) -> Figures:
         sum(r.requests for r in histogram if r.tier == "weak"),
         sum(r.cost for r in histogram),
         sum(r.baseline for r in histogram),
+        (sum(r.quality_count for r in histogram), sum(r.quality_sum for r in histogram)),
     )
 
 
@@ -88,11 +99,18 @@ def replay(
     weak_rows = [r for r in histogram if r.tier == "weak"]
     weak_baseline = sum(r.baseline for r in weak_rows)
     ratio = sum(r.cost for r in weak_rows) / weak_baseline if weak_baseline > 0 else 1.0
+    # (tier, bucket) and tier -> [samples, sum] of the observed quality scores.
+    scores: dict[tuple[str, int | None], list[float]] = {}
+    for r in histogram:
+        for key in ((r.tier, r.bucket), (r.tier, None)):
+            score = scores.setdefault(key, [0, 0.0])
+            score[0] += r.quality_count
+            score[1] += r.quality_sum
     strong = weak = 0
-    cost = 0.0
+    cost = quality = 0.0
     for row in histogram:
         side = side_at(row.bucket, threshold)
-        tier, row_cost = row.tier, row.cost
+        tier, row_cost, row_quality = row.tier, row.cost, row.quality_sum
         if side is True and not row.above and tier == "weak":
             tier, row_cost = "strong", row.baseline
         elif side is False and row.above and tier == "strong":
@@ -101,11 +119,20 @@ def replay(
                 row_cost = row.prompt_tokens * weak_price[0] + row.completion_tokens * weak_price[1]
             else:
                 row_cost = row.cost * ratio
+        if tier != row.tier and row.quality_count:
+            for key in ((tier, row.bucket), (tier, None)):
+                samples, total = scores.get(key, (0, 0.0))
+                if samples:
+                    row_quality = row.quality_count * total / samples
+                    break
+        quality += row_quality
         strong += row.requests if tier == "strong" else 0
         weak += row.requests if tier == "weak" else 0
         cost += row_cost
     requests = sum(r.requests for r in histogram)
-    return _figures(requests, strong, weak, cost, sum(r.baseline for r in histogram))
+    samples = sum(r.quality_count for r in histogram)
+    return _figures(requests, strong, weak, cost, sum(r.baseline for r in histogram),
+                    (samples, quality))  # fmt: skip
 
 
 @dataclass(frozen=True)

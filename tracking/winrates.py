@@ -33,13 +33,14 @@ from django.db import connection, transaction
 from tracking.models import WINRATE_BUCKETS
 
 # Summed columns of tracking_winratebucket and their aggregate over events, in table order.
-# (When events gain a quality column, quality_count / quality_sum go here and in the model.)
 WINRATE_SUMS: tuple[tuple[str, str], ...] = (
     ("requests", "count(*)"),
     ("cost", "coalesce(sum(cost), 0)"),
     ("baseline", "coalesce(sum(coalesce(baseline_cost, cost)), 0)"),
     ("prompt_tokens", "coalesce(sum(prompt_tokens), 0)"),
     ("completion_tokens", "coalesce(sum(completion_tokens), 0)"),
+    ("quality_count", "count(quality)"),
+    ("quality_sum", "coalesce(sum(quality), 0)"),
 )
 _SUM_NAMES = ", ".join(name for name, _ in WINRATE_SUMS)
 _KEY = "router_id, day, domain, tier, above, bucket"
@@ -128,9 +129,12 @@ class BucketSums:
     baseline: float
     prompt_tokens: int
     completion_tokens: int
+    quality_count: int
+    quality_sum: float
 
 
-_TYPE = {name: "float8" if name in ("cost", "baseline") else "bigint" for name, _ in WINRATE_SUMS}
+_FLOATS = ("cost", "baseline", "quality_sum")
+_TYPE = {name: "float8" if name in _FLOATS else "bigint" for name, _ in WINRATE_SUMS}
 _SUMMED = ", ".join(f"sum({name})::{_TYPE[name]}" for name, _ in WINRATE_SUMS)
 _READ = f"""
     SELECT bucket, tier, above, {_SUMMED}

@@ -29,7 +29,9 @@ def histogram_of(rates: list[float]) -> list[BucketSums]:
     counts = [0] * WINRATE_BUCKETS
     for rate in rates:
         counts[min(WINRATE_BUCKETS - 1, int(rate * WINRATE_BUCKETS))] += 1
-    return [BucketSums(b, "weak", False, n, 0.0, 0.0, 0, 0) for b, n in enumerate(counts) if n]
+    return [
+        BucketSums(b, "weak", False, n, 0.0, 0.0, 0, 0, 0, 0.0) for b, n in enumerate(counts) if n
+    ]
 
 
 def skewed(count: int, seed: int) -> list[float]:

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from tests.tracking.winrate_events import beta_rates, ingest_and_fold, routed_events
+from tracking import rollups
 from tracking.selectors import price_book
 from tracking.whatif import what_if
 
@@ -79,7 +80,36 @@ def test_what_if_api__viewer_reads_it_and_bad_input_names_the_field(viewer_api, 
     body = viewer_api.get(url, {"threshold": 0.3, "days": 2}).json()
     assert body["predicted"] == body["observed"] and body["observed"]["requests"] == 300
     assert body["current_threshold"] == 0.11593 and body["predicted"]["average_quality"] is None
+    assert body["observed"]["quality_samples"] == 0
     for params, field in (({}, "threshold"), ({"threshold": "1.5"}, "threshold"),
                           ({"threshold": "0.2", "days": "-1"}, "days")):  # fmt: skip
         response = viewer_api.get(url, params)
         assert response.status_code == 400 and field in response.json()["errors"]
+
+
+def test_replay_quality__kept_at_the_used_threshold_and_moved_calls_take_their_new_tiers(router):
+    from tracking.outcome_ingest import record_outcomes
+
+    # Weak calls scored 0.5, strong calls 0.9; every call in [0.2, 0.3) is weak at 0.3.
+    events = routed_events(beta_rates(600, 2, 5, seed=12), threshold=0.3)
+    ingest_and_fold(router, events)
+    outcomes = [
+        {"event_id": e["event_id"], "quality": 0.9 if e["model_tier"] == "strong" else 0.5}
+        for e in events
+    ]
+    assert record_outcomes(router_id=router.pk, payload={"outcomes": outcomes}).accepted == 600
+    rollups.rollup_events()
+    strong = sum(e["model_tier"] == "strong" for e in events)
+
+    used = what_if(router=router, threshold=0.3, days=7)
+    assert used.predicted == used.observed
+    assert used.observed.quality_samples == 600
+    assert used.observed.average_quality == pytest.approx(
+        (0.9 * strong + 0.5 * (600 - strong)) / 600
+    )
+
+    lower = what_if(router=router, threshold=0.2, days=7)
+    now_strong = sum(e["strong_win_rate"] >= 0.2 for e in events)
+    # Moved calls take the strong calls' score (their bucket has none: the window's, 0.9).
+    expected = (0.9 * now_strong + 0.5 * (600 - now_strong)) / 600
+    assert lower.predicted.average_quality == pytest.approx(expected)
