@@ -275,3 +275,13 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# Threshold calibration (tracking.calibration) and the dynamic-threshold job: the fewest events
+# with a win rate a proposal may rest on, the default window, and the job's bounds and step.
+ROUTEPLANE_CALIBRATION_MIN_SAMPLE = env_int("ROUTEPLANE_CALIBRATION_MIN_SAMPLE", 500)
+ROUTEPLANE_CALIBRATION_DAYS = env_int("ROUTEPLANE_CALIBRATION_DAYS", 7)
+ROUTEPLANE_DYNAMIC_THRESHOLD_MIN = float(os.environ.get("ROUTEPLANE_DYNAMIC_THRESHOLD_MIN", "0.01"))
+ROUTEPLANE_DYNAMIC_THRESHOLD_MAX = float(os.environ.get("ROUTEPLANE_DYNAMIC_THRESHOLD_MAX", "0.99"))
+ROUTEPLANE_DYNAMIC_THRESHOLD_MAX_STEP = float(
+    os.environ.get("ROUTEPLANE_DYNAMIC_THRESHOLD_MAX_STEP", "0.05")
+)

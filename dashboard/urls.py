@@ -3,6 +3,7 @@ from django.urls import path
 
 from dashboard.views import (
     audit,
+    calibration,
     changes,
     experiments,
     guardrail,
@@ -108,6 +109,17 @@ urlpatterns = [
         experiments.experiment_conclude,
         name="router-experiment-conclude",
     ),
+    path(
+        "routers/<slug:slug>/calibration/",
+        calibration.router_calibration,
+        name="router-calibration",
+    ),
+    path(
+        "routers/<slug:slug>/calibration/apply/",
+        calibration.router_calibration_apply,
+        name="router-calibration-apply",
+    ),
+    path("routers/<slug:slug>/what-if/", calibration.router_what_if, name="router-what-if"),
     path("routers/<slug:slug>/savings/", savings.router_savings, name="router-savings"),
     path("routers/<slug:slug>/savings.csv", savings.router_savings_csv, name="router-savings-csv"),
     path(

@@ -279,3 +279,59 @@ class RevisionRollup(models.Model):
                 fields=["router", "hour", "revision"], name="revision_rollup_key"
             )
         ]
+
+
+# Win-rate histogram: bucket b holds strong win rates in [b / WINRATE_BUCKETS, (b + 1) / ...),
+# the last bucket also holds 1.0. A threshold then moves calls between buckets in 0.001 steps.
+WINRATE_BUCKETS = 1000
+
+
+class WinRateBucket(models.Model):
+    """Daily sums of the events with a strong win rate, per domain, tier, bucket and side.
+
+    `above` is the routing side the event was on at its own threshold (win rate >= threshold),
+    so a replay at another threshold knows exactly which calls it moves (tracking.whatif).
+    Folded by the rollup job (tracking.winrates), like the other rollups.
+    """
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    domain = models.CharField(max_length=64)
+    tier = models.CharField(max_length=8, blank=True, default="")
+    above = models.BooleanField()
+    bucket = models.SmallIntegerField()
+    requests = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    baseline = models.FloatField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    quality_count = models.BigIntegerField(default=0)
+    quality_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["router", "day", "domain", "tier", "above", "bucket"],
+                name="winrate_bucket_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(bucket__gte=0) & Q(bucket__lt=WINRATE_BUCKETS),
+                name="winrate_bucket_range",
+            ),
+        ]
+
+
+class CalibrationRun(models.Model):
+    """One dynamic-threshold run for one router: what it found and what it published."""
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="calibration_runs")
+    ran_at = models.DateTimeField(default=timezone.now)
+    # published | unchanged | skipped | held (the change policy wants an approval)
+    outcome = models.CharField(max_length=16)
+    revision = models.PositiveIntegerField(null=True, blank=True)
+    summary = models.TextField(blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["router", "-ran_at"]
+        indexes = [models.Index(fields=["router", "-ran_at"], name="calibration_run_latest")]

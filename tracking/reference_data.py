@@ -15,6 +15,8 @@ SCHEDULES: dict[str, tuple[str, dict[str, Any]]] = {
     "tracking: roll up events": ("tracking.tasks.rollup_events", {"every": 60}),
     "tracking: apply price changes": ("tracking.tasks.apply_price_changes", {"every": 300}),
     "tracking: check guardrails": ("tracking.tasks.check_guardrails", {"every": 60}),
+    # tracking.dynamic_threshold.SCHEDULE_NAME
+    "tracking: dynamic threshold": ("tracking.tasks.recalibrate_thresholds", {"every": 900}),
     "tracking: retention purge": (
         "tracking.tasks.purge_expired_events",
         {"crontab": {"minute": "17", "hour": "3"}},

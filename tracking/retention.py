@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from controlplane.models import Router
 from tracking.locks import LOCK_RETENTION
+from tracking.winrates import bump_histogram_version
 
 PURGE_BATCH = 20_000
 
@@ -68,10 +69,16 @@ def _purge_expired_events(*, router_id: int, now: datetime | None) -> int:
                 f"DELETE FROM {table} WHERE router_id = %s AND hour + interval '1 hour' <= %s",
                 [router_id, cutoff],
             )
-        for table in ("tracking_eventdailyrollup", "tracking_latencydailyrollup"):
+        daily = (
+            "tracking_eventdailyrollup",
+            "tracking_latencydailyrollup",
+            "tracking_winratebucket",
+        )
+        for table in daily:
             # Days that ended by the cutoff, as for the hours above.
             cursor.execute(
                 f"DELETE FROM {table} WHERE router_id = %s AND day < %s",
                 [router_id, cutoff.astimezone(UTC).date()],
             )
+    bump_histogram_version(router_id)  # windows reaching past the cutoff lost days
     return deleted

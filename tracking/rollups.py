@@ -20,6 +20,7 @@ from typing import Any
 from django.db import OperationalError, connection, transaction
 
 from tracking.locks import LOCK_ROLLUP
+from tracking.winrates import fold_winrates, rebuild_winrates, unfold_winrate_events
 
 # Latency bucket of a row, the same rule as the SQL aggregate tracking_latency_hist.
 LATENCY_BUCKET_SQL = "least(63, greatest(0, ceil(ln(greatest(latency_ms, 1.0)) / ln(1.2))))::int"
@@ -275,6 +276,7 @@ def unfold_events(cursor: Any, *, router_id: int, event_ids: list[Any]) -> None:
         cursor.execute(_UNFOLD.format(where=where), params)
         cursor.execute(_UNFOLD_HIST.format(where=where), params)
         cursor.execute(_REVISION_UNFOLD.format(where=where), params)
+        unfold_winrate_events(cursor, router_id=router_id, event_ids=event_ids)
 
 
 # How long a rollup run waits for the watermark: outcome batches hold it for milliseconds, a
@@ -319,6 +321,8 @@ def _rollup_events() -> int:
             cursor.execute(_FOLD.format(where=_XID_RANGE), params)
             cursor.execute(_FOLD_HIST.format(where=_XID_RANGE), params)
             cursor.execute(REVISION_ROLLUP_UPSERT.format(where=_XID_RANGE), params)
+            # Win-rate histogram (calibration, what-if): its own statement, same xid range.
+            fold_winrates(cursor, where=_XID_RANGE, params=params)
         cursor.execute(
             "UPDATE tracking_rollupwatermark SET xid = %s, updated_at = now() WHERE id = 1",
             [high],
@@ -359,3 +363,5 @@ def rebuild_rollups(*, router_id: int, since: datetime) -> None:
             )
         cursor.execute(_DAILY_FROM_HOURLY, params)
         cursor.execute(_LATENCY_DAILY_FROM_HOURLY, params)
+        # Win-rate histogram (calibration, what-if): daily rows, so from `since`'s day on.
+        rebuild_winrates(cursor, router_id=router_id, day=day_start.date(), watermark=watermark)

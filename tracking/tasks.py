@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from controlplane.models import Router
-from tracking import guardrails, reports, repricing, retention, rollups
+from tracking import dynamic_threshold, guardrails, reports, repricing, retention, rollups
 from tracking.models import Guardrail
 
 
@@ -57,3 +57,14 @@ def recompute_savings(self: Any, router_id: int) -> dict[str, int]:
 
     changed = repricing.recompute_savings(router_id=router_id, progress=progress)
     return {"changed": changed}
+
+
+@shared_task(name="tracking.tasks.recalibrate_thresholds")
+def recalibrate_thresholds() -> int:
+    """One dynamic-threshold run per router with routellm_dynamic_threshold on; returns how
+    many published a revision."""
+    runs = [
+        dynamic_threshold.recalibrate_router(router=router)
+        for router in dynamic_threshold.routers_with_dynamic_threshold()
+    ]
+    return sum(run.outcome == "published" for run in runs)

@@ -30,3 +30,14 @@
     show("Cannot reach Routeplane. Check your connection; nothing was sent.");
   });
 })();
+
+// A slider that mirrors a number input (data-sync="<input id>"): the number input is the one
+// the form sends, and its input event is what htmx listens to.
+document.addEventListener("input", function (event) {
+  var id = event.target.getAttribute && event.target.getAttribute("data-sync");
+  var other = id && document.getElementById(id);
+  if (other) {
+    other.value = event.target.value;
+    other.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+});

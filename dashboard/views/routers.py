@@ -53,7 +53,10 @@ FLAG_HELP = {
     "routellm_enabled": "Route every request through RouteLLM (the full rollout).",
     "routellm_cost_tracking": "Send routing events and costs to the control plane.",
     "routellm_performance_monitoring": "Record latency and success of each routed call.",
-    "routellm_dynamic_threshold": "Let the router adjust its threshold to the cost target.",
+    "routellm_dynamic_threshold": (
+        "At 100 %: a scheduled job (the calibrator) publishes threshold revisions that keep the "
+        "strong share at 1 − cost_optimization_target (see Calibrate)."
+    ),
     "routellm_a_b_testing": "Split traffic into A/B groups for comparison.",
     **{flag: f"Route {domain} requests through RouteLLM." for domain, flag in DOMAIN_FLAGS.items()},
 }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tracking.api import experiments, views
+from tracking.api import calibration, experiments, views
 
 urlpatterns = [
     path("events", views.EventIngestApi.as_view(), name="events"),
@@ -10,6 +10,19 @@ urlpatterns = [
         "routers/<slug:slug>/guardrail",
         views.RouterGuardrailApi.as_view(),
         name="router-guardrail",
+    ),
+    path(
+        "routers/<slug:slug>/calibration",
+        calibration.RouterCalibrationApi.as_view(),
+        name="router-calibration",
+    ),
+    path(
+        "routers/<slug:slug>/calibration/apply",
+        calibration.RouterCalibrationApplyApi.as_view(),
+        name="router-calibration-apply",
+    ),
+    path(
+        "routers/<slug:slug>/what-if", calibration.RouterWhatIfApi.as_view(), name="router-what-if"
     ),
     path("metrics/summary", views.MetricsSummaryApi.as_view(), name="metrics-summary"),
     path(
