@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # The scripts import the project (controlplane, tracking) in-process.
@@ -195,3 +196,17 @@ def get_timings(
             raise SystemExit(f"{path}: HTTP {response.status}: {body[:300]!r}")
 
     return timed_ms(get, count, warmup), body
+
+
+def bench_router(role: str) -> tuple[Any, str]:
+    """The `bench` router (created on first use) and a new API key of `role` for it; earlier
+    keys are deleted. Call after setup_django."""
+    from controlplane.actors import Actor
+    from controlplane.models import ApiKey, Router
+    from controlplane.services import create_api_key, create_router
+
+    actor = Actor.system("bench")
+    router = Router.objects.filter(slug="bench").first() or create_router(slug="bench", actor=actor)
+    ApiKey.objects.filter(router=router).delete()
+    _, key = create_api_key(router=router, role=role, actor=actor)
+    return router, key

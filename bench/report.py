@@ -20,6 +20,7 @@ import os
 
 import psycopg
 from common import (
+    bench_router,
     create_database,
     database_url,
     drop_database,
@@ -106,16 +107,10 @@ def main() -> None:
     if not args.reuse:
         create_database(DB)
     setup_django(DB)
-    from controlplane.actors import Actor
-    from controlplane.models import ApiKey, Router
-    from controlplane.services import create_api_key, create_router
     from tracking.ingest import record_events
     from tracking.rollups import rollup_events
 
-    actor = Actor.system("bench")
-    router = Router.objects.filter(slug="bench").first() or create_router(slug="bench", actor=actor)
-    ApiKey.objects.filter(router=router).delete()
-    _, key = create_api_key(router=router, role="router", actor=actor)
+    router, key = bench_router("router")
 
     if not args.reuse:
         generate_events(GENERATE, DB, router.pk, args.events)

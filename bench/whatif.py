@@ -23,6 +23,7 @@ import os
 import orjson
 import psycopg
 from common import (
+    bench_router,
     create_database,
     database_url,
     drop_database,
@@ -77,14 +78,8 @@ def main() -> None:
     if not args.reuse:
         create_database(DB)
     setup_django(DB)
-    from controlplane.actors import Actor
-    from controlplane.models import ApiKey, Router
-    from controlplane.services import create_api_key, create_router
 
-    actor = Actor.system("bench")
-    router = Router.objects.filter(slug="bench").first() or create_router(slug="bench", actor=actor)
-    ApiKey.objects.filter(router=router).delete()
-    _, key = create_api_key(router=router, role="viewer", actor=actor)
+    router, key = bench_router("viewer")
     if not args.reuse:
         generate_events(GENERATE, DB, router.pk, args.events)
         with psycopg.connect(database_url(DB), autocommit=True) as conn:

@@ -81,32 +81,27 @@ class RouterExperimentApi(APIView):
         return Response(experiment_report(experiment=experiment))
 
 
-class ExperimentStartApi(APIView):
+class _ExperimentTransitionApi(APIView):
+    """POST: move an experiment to its next state (one service call, one revision)."""
+
     permission_classes = [IsViewer]
+    transition = staticmethod(experiments.start_experiment)
 
     @extend_schema(request=ReasonInput, responses={200: OpenApiTypes.OBJECT, 400: ErrorOutput})
     def post(self, request: Request, slug: str, experiment_id: int) -> Response:
         experiment = _experiment(router_for(request, slug), experiment_id)
         data = validated(ReasonInput, request)
-        revision = experiments.start_experiment(
-            experiment=experiment, actor=request_actor(request), **data
-        )
+        revision = self.transition(experiment=experiment, actor=request_actor(request), **data)
         experiment.refresh_from_db()
         return Response(experiment_output(experiment) | {"revision": revision.number})
 
 
-class ExperimentStopApi(APIView):
-    permission_classes = [IsViewer]
+class ExperimentStartApi(_ExperimentTransitionApi):
+    transition = staticmethod(experiments.start_experiment)
 
-    @extend_schema(request=ReasonInput, responses={200: OpenApiTypes.OBJECT, 400: ErrorOutput})
-    def post(self, request: Request, slug: str, experiment_id: int) -> Response:
-        experiment = _experiment(router_for(request, slug), experiment_id)
-        data = validated(ReasonInput, request)
-        revision = experiments.stop_experiment(
-            experiment=experiment, actor=request_actor(request), **data
-        )
-        experiment.refresh_from_db()
-        return Response(experiment_output(experiment) | {"revision": revision.number})
+
+class ExperimentStopApi(_ExperimentTransitionApi):
+    transition = staticmethod(experiments.stop_experiment)
 
 
 class ExperimentConcludeApi(APIView):
