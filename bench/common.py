@@ -123,7 +123,14 @@ def serve(
 
 
 def server_env(name: str, **env: str) -> dict[str, str]:
-    """The environment of an app server on database `name` (DEBUG off, quiet logs)."""
+    """The environment of an app server on database `name` (DEBUG off, quiet logs, plain HTTP
+    on loopback as the run command serves it: no HTTPS redirect or secure-only cookies)."""
+    plain_http = {
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+    }
     return dict(
         os.environ,
         DATABASE_URL=database_url(name),
@@ -131,7 +138,7 @@ def server_env(name: str, **env: str) -> dict[str, str]:
         SECRET_KEY=SECRET_KEY,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
-        **env,
+        **{**plain_http, **env},
     )
 
 
